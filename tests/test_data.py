@@ -1,0 +1,243 @@
+"""The face_segmentation dataset (all three sources) and the Grain pipeline."""
+
+import logging
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import CELEBA_ROWS, EXPECTED_SPLITS, dataset_config, write_celebamask_tree
+from unet_flax import augment
+from unet_flax.data import celebamask_hq, parts as parts_lib, pipeline, synthetic
+from unet_flax.data import dataset as dataset_lib
+from unet_flax.data.celebamask_hq import DatasetLayoutError
+
+
+def _ids(builder, split):
+  return {r['id'].decode() for r in builder.as_data_source(split)}
+
+
+def test_celebamask_split_assignment_follows_celeba_partition(celeba_builder):
+  for split, ids in EXPECTED_SPLITS.items():
+    assert _ids(celeba_builder, split) == ids
+
+
+def test_celebamask_masks_resized_nearest_and_binary(celeba_builder):
+  records = {r['id'].decode(): r for s in ('train', 'validation', 'test')
+             for r in celeba_builder.as_data_source(s)}
+  names = celeba_builder.info.metadata['part_names']
+  assert tuple(names) == parts_lib.CELEBAMASK_HQ_PARTS
+  for idx, _ in CELEBA_ROWS:
+    parts = records[str(idx)]['parts']
+    assert parts.shape == (256, 256, 18) and set(np.unique(parts)) <= {0, 1}
+    for channel in range(18):
+      expected = np.zeros((32, 32), np.uint8)
+      if (idx + channel) % 3:
+        expected[channel:channel + 8, 2:2 + 4 + idx % 5] = 1
+      # 32 -> 256 nearest neighbour is an exact 8x block upsampling.
+      np.testing.assert_array_equal(parts[..., channel], expected.repeat(8, 0).repeat(8, 1))
+
+
+def test_celebamask_missing_files_are_named(tmp_path):
+  root = tmp_path / 'dl'
+  write_celebamask_tree(str(root), rows=CELEBA_ROWS[:2])
+  os.remove(root / celebamask_hq.IMG_DIR / '1999.jpg')
+  with pytest.raises(DatasetLayoutError, match='1999.jpg'):
+    dataset_lib.prepare(dataset_config('celebamask_hq', tmp_path / 'd', root))
+  os.remove(root / celebamask_hq.MAPPING_FILE)
+  with pytest.raises(DatasetLayoutError, match=celebamask_hq.MAPPING_FILE):
+    dataset_lib.prepare(dataset_config('celebamask_hq', tmp_path / 'd', root))
+  assert not (tmp_path / 'd' / 'face_segmentation' / 'celebamask_hq' / '1.0.0').exists()
+
+
+def test_celebamask_missing_anno_folder_is_named(tmp_path):
+  root = tmp_path / 'dl'
+  write_celebamask_tree(str(root), rows=CELEBA_ROWS[:1])
+  os.rename(root / celebamask_hq.ANNO_DIR, root / 'elsewhere')
+  with pytest.raises(DatasetLayoutError, match=celebamask_hq.ANNO_DIR):
+    dataset_lib.prepare(dataset_config('celebamask_hq', tmp_path / 'd', root))
+
+
+def test_missing_manual_dir_is_a_clear_error(tmp_path):
+  with pytest.raises(DatasetLayoutError, match='manual_dir'):
+    dataset_lib.prepare(dataset_config('celebamask_hq', tmp_path))
+
+
+def _write_folder_dataset(root, modes=('RGB', 'L', 'RGBA', 'P'), jpeg_masks=False):
+  for split in ('train', 'val', 'test'):
+    os.makedirs(root / split / 'images')
+    os.makedirs(root / split / 'masks')
+    for i, mode in enumerate(modes):
+      img = Image.fromarray(np.full((40, 30, 3), 60 * i, np.uint8)).convert(mode)
+      img.save(root / split / 'images' / f'{split}_{i}.png')
+      mask = np.zeros((40, 30), np.uint8)
+      mask[10:20, 5:25] = 255
+      ext = 'jpg' if jpeg_masks else 'png'
+      Image.fromarray(mask).save(root / split / 'masks' / f'{split}_{i}.{ext}', quality=50)
+
+
+def test_folder_dataset_builds_any_image_mode(tmp_path):
+  _write_folder_dataset(tmp_path / 'dl')
+  builder = dataset_lib.prepare(dataset_config('folder', tmp_path / 'd', tmp_path / 'dl'))
+  assert builder.info.metadata['part_names'] == ['eye_g']
+  records = list(builder.as_data_source('validation'))
+  assert {r['id'].decode() for r in records} == {f'val_{i}' for i in range(4)}
+  for r in records:
+    assert r['image'].shape == (256, 256, 3) and r['parts'].shape == (256, 256, 1)
+    assert set(np.unique(r['parts'])) == {0, 1}
+
+
+def test_folder_jpeg_masks_thresholded_with_one_warning(tmp_path, caplog):
+  _write_folder_dataset(tmp_path / 'dl', modes=('RGB', 'RGB'), jpeg_masks=True)
+  with caplog.at_level(logging.WARNING):
+    builder = dataset_lib.prepare(dataset_config('folder', tmp_path / 'd', tmp_path / 'dl'))
+  warnings = [r.message for r in caplog.records if 'thresholded at 128' in r.getMessage()]
+  assert len(warnings) == 3  # one per split
+  assert '2 mask(s)' in caplog.text
+  assert set(np.unique(builder.as_data_source('train')[0]['parts'])) == {0, 1}
+
+
+def test_folder_unpaired_files_are_listed(tmp_path):
+  _write_folder_dataset(tmp_path / 'dl', modes=('RGB',))
+  for i in range(12):
+    Image.new('RGB', (8, 8)).save(tmp_path / 'dl' / 'train' / 'images' / f'lonely_{i:02d}.png')
+  with pytest.raises(DatasetLayoutError, match=r"12 unpaired file\(s\).*lonely_00.*lonely_09'\]"):
+    dataset_lib.prepare(dataset_config('folder', tmp_path / 'd', tmp_path / 'dl'))
+  assert not (tmp_path / 'd' / 'face_segmentation' / 'folder' / '1.0.0').exists()
+
+
+def test_synthetic_faces_are_a_pure_function_of_seed():
+  a_img, a_masks = synthetic.render_face(3, 11)
+  b_img, b_masks = synthetic.render_face(3, 11)
+  c_img, _ = synthetic.render_face(4, 11)
+  np.testing.assert_array_equal(np.asarray(a_img), np.asarray(b_img))
+  assert a_masks.keys() == b_masks.keys()
+  assert not np.array_equal(np.asarray(a_img), np.asarray(c_img))
+
+
+def test_synthetic_share_of_glasses_and_parts():
+  faces = [synthetic.render_face(0, i)[1] for i in range(60)]
+  share = np.mean(['eye_g' in m for m in faces])
+  assert abs(share - synthetic.GLASSES_FRACTION) < 0.2
+  for masks in faces:
+    assert {'skin', 'nose', 'l_eye', 'r_eye', 'u_lip', 'l_lip', 'neck', 'cloth'} <= set(masks)
+
+
+def test_synthetic_dataset_splits(synthetic_builder):
+  splits = synthetic_builder.info.splits
+  assert [splits[s].num_examples for s in ('train', 'validation', 'test')] == [24, 6, 5]
+  eye_g = parts_lib.CELEBAMASK_HQ_PARTS.index('eye_g')
+  assert any(r['parts'][..., eye_g].any() for r in synthetic_builder.as_data_source('train'))
+
+
+def test_target_maker_union_and_painting():
+  names = parts_lib.CELEBAMASK_HQ_PARTS
+  parts = np.zeros((2, 2, 18), np.uint8)
+  parts[0, 0, names.index('skin')] = parts[0, 0, names.index('eye_g')] = 1
+  parts[0, 0, names.index('l_eye')] = 1
+  parts[1, 1, names.index('u_lip')] = 1
+  np.testing.assert_array_equal(parts_lib.TargetMaker('eyeglasses', names)(parts), [[1, 0], [0, 0]])
+  np.testing.assert_array_equal(parts_lib.TargetMaker('lips', names)(parts), [[0, 0], [0, 1]])
+  label = parts_lib.TargetMaker('face_parsing', names)(parts)
+  assert label[0, 0] == names.index('l_eye') + 1  # painted after skin and eye_g
+  assert label[1, 1] == names.index('u_lip') + 1 and label[0, 1] == 0
+  with pytest.raises(parts_lib.TargetError, match='wings'):
+    parts_lib.TargetMaker('wings', names)
+
+
+def _split(builder, name='train'):
+  return pipeline.open_split(builder, name)
+
+
+def _take(it, n):
+  return [next(it) for _ in range(n)]
+
+
+def test_train_batches_shape_deterministic_and_resumable(synthetic_builder):
+  split = _split(synthetic_builder)
+  maker = parts_lib.TargetMaker('eyeglasses', split.part_names)
+  make = lambda seed: pipeline.train_iterator(split, maker, global_batch_size=8, seed=seed, threads=2)
+  first = _take(make(0), 5)  # 5 batches of 8 from 24 examples: crosses two epoch boundaries
+  assert first[0]['image'].shape == (jax.local_device_count(), 8 // jax.local_device_count(), 256, 256, 3)
+  assert first[0]['image'].dtype == np.float32 and 0 <= first[0]['image'].min() <= first[0]['image'].max() <= 1
+  for a, b in zip(first, _take(make(0), 5)):
+    np.testing.assert_array_equal(a['image'], b['image'])
+  assert not np.array_equal(first[0]['image'], next(make(1))['image'])
+  it = make(0)
+  _take(it, 2)
+  state = it.get_state()
+  resumed = make(0)
+  resumed.set_state(state)
+  for a, b in zip(first[2:], _take(resumed, 3)):
+    np.testing.assert_array_equal(a['image'], b['image'])
+    np.testing.assert_array_equal(a['label'], b['label'])
+
+
+def test_eval_visits_every_example_once_with_padding(synthetic_builder):
+  split = _split(synthetic_builder, 'test')  # 5 examples, batches of 4
+  maker = parts_lib.TargetMaker('eyeglasses', split.part_names)
+  batches = list(pipeline.eval_iterator(split, maker, global_batch_size=4, threads=2))
+  assert len(batches) == 2
+  valid = np.concatenate([b['valid'].reshape(-1) for b in batches])
+  assert valid.tolist() == [True] * 5 + [False] * 3
+  images = np.concatenate([b['image'].reshape((-1, 256, 256, 3)) for b in batches])[:5]
+  expected = np.stack([np.asarray(r['image']) for r in split.source]) / 255
+  np.testing.assert_allclose(images, expected, atol=1e-6)
+
+
+def test_batch_size_not_divisible_by_devices_is_a_clear_error(synthetic_builder):
+  split = _split(synthetic_builder)
+  maker = parts_lib.TargetMaker('eyeglasses', split.part_names)
+  with pytest.raises(ValueError, match='config.batch_size=6'):
+    pipeline.train_iterator(split, maker, global_batch_size=6, seed=0)
+
+
+def _augment_cfg(**kw):
+  cfg = dict(hflip=False, scale_range=(1.0, 1.0), rotation_degrees=0.0, brightness=0.0,
+             contrast=0.0, saturation=0.0)
+  cfg.update(kw)
+  return ml_collections.ConfigDict(cfg)
+
+
+def test_flip_swaps_left_and_right_parts():
+  names = parts_lib.CELEBAMASK_HQ_PARTS
+  maker = parts_lib.TargetMaker('face_parsing', names)
+  label = np.zeros((1, 8, 8), np.uint8)
+  label[0, 2, 1] = names.index('l_eye') + 1
+  label[0, 5, 6] = names.index('r_brow') + 1
+  image = np.zeros((1, 8, 8, 3), np.float32)
+  image[0, 2, 1] = 1.0
+  # Find a key whose draw flips (p = 0.5) and one that does not.
+  outputs = [augment.augment(jax.random.key(s), jnp.asarray(image), jnp.asarray(label),
+                             _augment_cfg(hflip=True), jnp.asarray(maker.mirror_label_map))
+             for s in range(8)]
+  flipped = [(np.asarray(i), np.asarray(l)) for i, l in outputs if np.asarray(l)[0, 2, 6] != 0]
+  kept = [np.asarray(l) for _, l in outputs if np.asarray(l)[0, 2, 1] != 0]
+  assert flipped and kept
+  img, lab = flipped[0]
+  assert lab[0, 2, 6] == names.index('r_eye') + 1 and lab[0, 5, 1] == names.index('l_brow') + 1
+  assert np.count_nonzero(lab) == 2 and img[0, 2, 6, 0] == pytest.approx(1.0)
+  np.testing.assert_array_equal(kept[0], label)
+
+
+def test_geometric_augmentation_keeps_image_and_label_aligned():
+  label = np.zeros((4, 32, 32), np.uint8)
+  label[:, 8:20, 10:24] = 1
+  image = np.repeat(label[..., None].astype(np.float32), 3, -1)
+  cfg = _augment_cfg(hflip=True, scale_range=(0.8, 1.3), rotation_degrees=15.0)
+  img, lab = augment.augment(jax.random.key(0), jnp.asarray(image), jnp.asarray(label), cfg,
+                             jnp.array([0, 1]))
+  img, lab = np.asarray(img), np.asarray(lab)
+  assert not np.array_equal(lab, label)  # it did move
+  # Where the bilinear image is clearly inside/outside the shape, the nearest label agrees.
+  assert np.all(lab[img[..., 0] > 0.75] == 1) and np.all(lab[img[..., 0] < 0.25] == 0)
+
+
+def test_binary_target_not_mirror_symmetric_is_reported():
+  maker = parts_lib.TargetMaker('l_eye', parts_lib.CELEBAMASK_HQ_PARTS)
+  assert not maker.flip_safe
+  assert parts_lib.TargetMaker('eyes', parts_lib.CELEBAMASK_HQ_PARTS).flip_safe

@@ -1,0 +1,1 @@
+"""Data: the `face_segmentation` TFDS dataset and the Grain input pipeline."""

@@ -1,0 +1,133 @@
+"""Reads an unzipped CelebAMask-HQ download (also the layout the synthetic set is written in).
+
+    <root>/CelebA-HQ-img/<idx>.jpg                                  1024x1024 images
+    <root>/CelebAMask-HQ-mask-anno/<idx // 2000>/<idx:05d>_<part>.png 512x512 masks, 0/255
+    <root>/CelebA-HQ-to-CelebA-mapping.txt                          idx orig_idx orig_file
+
+A missing mask file means the part is absent in that image. Splits follow
+CelebA's official partition of the original file number.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+from unet_flax.data import parts as parts_lib
+
+IMG_DIR = 'CelebA-HQ-img'
+ANNO_DIR = 'CelebAMask-HQ-mask-anno'
+MAPPING_FILE = 'CelebA-HQ-to-CelebA-mapping.txt'
+VALIDATION_START = 162771  # CelebA's list_eval_partition: 1..162770 train
+TEST_START = 182638  # 162771..182637 validation, 182638.. test
+SPLITS = ('train', 'validation', 'test')
+
+
+class DatasetLayoutError(ValueError):
+  """The manual dir does not hold what the dataset config expects."""
+
+
+def split_of(orig_number: int) -> str:
+  if orig_number < VALIDATION_START:
+    return 'train'
+  return 'validation' if orig_number < TEST_START else 'test'
+
+
+def _require(path: str, what: str) -> None:
+  if not os.path.exists(path):
+    raise DatasetLayoutError(
+        f'CelebAMask-HQ: {what} not found at {path}. Point --manual_dir '
+        f'(config.dataset.manual_dir) at the unzipped CelebAMask-HQ folder, the one '
+        f'holding {IMG_DIR}/, {ANNO_DIR}/ and {MAPPING_FILE}.')
+
+
+def read_split_indices(root: str) -> dict[str, list[int]]:
+  """CelebA-HQ indices per split, from the mapping file."""
+  mapping = os.path.join(root, MAPPING_FILE)
+  _require(mapping, 'the mapping file')
+  _require(os.path.join(root, ANNO_DIR), 'the mask folder')
+  _require(os.path.join(root, IMG_DIR), 'the image folder')
+  splits: dict[str, list[int]] = {s: [] for s in SPLITS}
+  with open(mapping) as f:
+    lines = f.read().splitlines()
+  for line_no, line in enumerate(lines[1:], start=2):
+    fields = line.split()
+    if not fields:
+      continue
+    try:
+      idx, orig = int(fields[0]), int(os.path.splitext(fields[2])[0])
+    except (IndexError, ValueError):
+      raise DatasetLayoutError(
+          f'{mapping}:{line_no}: expected "idx orig_idx orig_file" (e.g. "0 119613 119614.jpg"), '
+          f'got {line!r}.') from None
+    splits[split_of(orig)].append(idx)
+  missing = [i for s in SPLITS for i in splits[s]
+             if not os.path.exists(os.path.join(root, IMG_DIR, f'{i}.jpg'))]
+  if missing:
+    raise DatasetLayoutError(
+        f'CelebAMask-HQ: {len(missing)} image(s) listed in {mapping} are missing, e.g. '
+        f'{os.path.join(root, IMG_DIR, f"{missing[0]}.jpg")}. Re-extract CelebA-HQ-img/ '
+        f'from the download.')
+  return splits
+
+
+def load_rgb(path: str, size: int) -> np.ndarray:
+  """Any image mode -> RGB uint8 (size, size, 3), resized with antialiasing."""
+  with Image.open(path) as img:
+    img.draft('RGB', (2 * size, 2 * size))  # JPEG DCT pre-scaling: exact enough, 4-8x faster
+    img = img.convert('RGB')
+    if img.size != (size, size):
+      img = img.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=None)
+    return np.asarray(img)
+
+
+def load_mask(path: str, size: int) -> tuple[np.ndarray, int]:
+  """A mask file -> 0/1 uint8 (size, size), and how many source pixels were not 0/1/255.
+
+  RGB masks use their first channel. Resized with nearest neighbour, then
+  thresholded (> 127).
+  """
+  with Image.open(path) as img:
+    arr = np.asarray(img.convert('L'))
+  odd = int(np.count_nonzero((arr != 0) & (arr != 1) & (arr != 255)))
+  if arr.max() == 1:  # stored as 0/1 rather than 0/255
+    arr = arr * 255
+  if arr.shape != (size, size):
+    arr = np.asarray(Image.fromarray(arr).resize((size, size), Image.Resampling.NEAREST))
+  return (arr > 127).astype(np.uint8), odd
+
+
+def load_example(root: str, idx: int, size: int) -> dict:
+  image_path = os.path.join(root, IMG_DIR, f'{idx}.jpg')
+  parts = np.zeros((size, size, len(parts_lib.CELEBAMASK_HQ_PARTS)), np.uint8)
+  folder = os.path.join(root, ANNO_DIR, str(idx // 2000))
+  for channel, name in enumerate(parts_lib.CELEBAMASK_HQ_PARTS):
+    path = os.path.join(folder, f'{idx:05d}_{name}.png')
+    if os.path.exists(path):
+      parts[..., channel] = load_mask(path, size)[0]
+  return {'image': load_rgb(image_path, size), 'parts': parts, 'id': str(idx)}
+
+
+def iter_examples(root: str, indices: list[int], size: int, threads: int) -> Iterator[tuple[str, dict]]:
+  """(key, example) in index order; decoding runs on `threads` threads (PIL releases the GIL)."""
+  yield from ordered_parallel_map(lambda i: load_example(root, i, size), indices, threads)
+
+
+def ordered_parallel_map(fn, items, threads: int) -> Iterator:
+  """Yields fn(item) ((id, example)) in order, keeping at most 4 * threads results in flight."""
+  window = 4 * max(1, threads)
+  with ThreadPoolExecutor(max(1, threads)) as pool:
+    pending: collections.deque = collections.deque()
+    for item in items:
+      pending.append(pool.submit(fn, item))
+      if len(pending) >= window:
+        example = pending.popleft().result()
+        yield example['id'], example
+    while pending:
+      example = pending.popleft().result()
+      yield example['id'], example

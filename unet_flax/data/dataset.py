@@ -1,0 +1,50 @@
+"""Finds or prepares the `face_segmentation` dataset a config names (no TensorFlow needed)."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow_datasets as tfds
+
+from unet_flax.data.face_segmentation import Builder, FaceSegmentationConfig
+from unet_flax.data.celebamask_hq import DatasetLayoutError
+
+
+def make_builder(dataset_cfg) -> Builder:
+  """The builder for `config.dataset` (fields: config, data_dir, and synthetic_sizes/seed)."""
+  name = dataset_cfg.config
+  known = {c.name: c for c in Builder.BUILDER_CONFIGS}
+  if name not in known:
+    raise DatasetLayoutError(
+        f'config.dataset.config={name!r} is not a face_segmentation config; use one of {sorted(known)}.')
+  builder_config = known[name]
+  sizes = dict(dataset_cfg.get('synthetic_sizes') or {})
+  seed = dataset_cfg.get('synthetic_seed', 0)
+  if builder_config.source == 'synthetic' and (sizes and sizes != builder_config.synthetic_sizes or seed):
+    # A non-default synthetic set gets its own config name, so it never overwrites another.
+    sizes = sizes or dict(builder_config.synthetic_sizes)
+    suffix = '_'.join(str(sizes[s]) for s in ('train', 'validation', 'test'))
+    builder_config = FaceSegmentationConfig(
+        name=f'{name}_seed{seed}_{suffix}', source='synthetic', image_size=builder_config.image_size,
+        synthetic_seed=seed, synthetic_sizes=sizes,
+        description=f'Procedurally drawn faces, seed {seed}, {sizes}, {builder_config.image_size}px.')
+  return Builder(config=builder_config, data_dir=os.path.expanduser(dataset_cfg.data_dir))
+
+
+def prepare(dataset_cfg) -> Builder:
+  """Builds the dataset if it is not there yet, and returns its builder."""
+  builder = make_builder(dataset_cfg)
+  manual_dir = dataset_cfg.get('manual_dir') or None
+  if builder.builder_config.source != 'synthetic' and not manual_dir and not _is_prepared(builder):
+    raise DatasetLayoutError(
+        f'face_segmentation/{builder.builder_config.name} is not prepared in {builder.data_dir} and '
+        f'needs the downloaded data: set --config.dataset.manual_dir=/path/to/it.')
+  if manual_dir and not os.path.isdir(os.path.expanduser(manual_dir)):
+    raise DatasetLayoutError(f'config.dataset.manual_dir={manual_dir!r} is not a folder.')
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=os.path.expanduser(manual_dir) if manual_dir else None))
+  return builder
+
+
+def _is_prepared(builder) -> bool:
+  return os.path.exists(os.path.join(builder.data_dir, 'dataset_info.json'))

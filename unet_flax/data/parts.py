@@ -1,0 +1,119 @@
+"""Face-part names, left/right pairs and the training targets built from part masks.
+
+The dataset stores one 0/1 channel per part (parts overlap, as in CelebAMask-HQ).
+The training target is chosen at training time from these channels:
+
+* a binary target: the union of named parts (eyeglasses = ``eye_g``, eyes =
+  ``l_eye + r_eye``, lips = ``u_lip + l_lip`` ...);
+* a face-parsing label map: class 0 is background and class ``i + 1`` is part
+  ``i`` of ``CELEBAMASK_HQ_PARTS``; parts are painted one after another in a
+  painting order, later parts overwriting earlier ones. The default order is
+  CelebAMask-HQ's own (the list order), as its reference label maps are made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+CELEBAMASK_HQ_PARTS = (
+    'skin', 'nose', 'eye_g', 'l_eye', 'r_eye', 'l_brow', 'r_brow', 'l_ear',
+    'r_ear', 'mouth', 'u_lip', 'l_lip', 'hair', 'hat', 'ear_r', 'neck_l',
+    'neck', 'cloth',
+)
+FOLDER_PARTS = ('eye_g',)
+LEFT_RIGHT_PAIRS = (('l_eye', 'r_eye'), ('l_brow', 'r_brow'), ('l_ear', 'r_ear'))
+
+# Named binary targets; a config may also give any comma-separated part list.
+BINARY_TARGETS = {
+    'eyeglasses': ('eye_g',),
+    'eyes': ('l_eye', 'r_eye'),
+    'lips': ('u_lip', 'l_lip'),
+    'eyes_lips': ('l_eye', 'r_eye', 'u_lip', 'l_lip'),
+}
+FACE_PARSING = 'face_parsing'
+
+
+class TargetError(ValueError):
+  """A target setting names something the dataset does not have."""
+
+
+def mirror_permutation(part_names: Sequence[str]) -> np.ndarray:
+  """Channel permutation that swaps left/right parts (applied with a horizontal flip)."""
+  index = {name: i for i, name in enumerate(part_names)}
+  perm = np.arange(len(part_names))
+  for left, right in LEFT_RIGHT_PAIRS:
+    if left in index and right in index:
+      perm[index[left]], perm[index[right]] = index[right], index[left]
+  return perm
+
+
+def resolve_binary_parts(target: str, part_names: Sequence[str]) -> tuple[str, ...]:
+  """Names of the parts whose union is the binary `target`."""
+  names = BINARY_TARGETS.get(target) or tuple(
+      p.strip() for p in target.replace('+', ',').split(',') if p.strip())
+  unknown = [n for n in names if n not in part_names]
+  if unknown:
+    raise TargetError(
+        f'config.target={target!r}: parts {unknown} are not in this dataset '
+        f'(it has {list(part_names)}). Use one of {sorted(BINARY_TARGETS)}, '
+        f'{FACE_PARSING!r}, or a comma-separated list of part names.')
+  return names
+
+
+def num_classes(target: str) -> int:
+  """Model output channels for a target: 1 for binary, 19 for face parsing."""
+  return len(CELEBAMASK_HQ_PARTS) + 1 if target == FACE_PARSING else 1
+
+
+def class_names(target: str, part_names: Sequence[str]) -> tuple[str, ...]:
+  if target == FACE_PARSING:
+    return ('background',) + tuple(part_names)
+  return (target,)
+
+
+class TargetMaker:
+  """Turns a (H, W, P) 0/1 parts array into the uint8 (H, W) training label.
+
+  For a binary target the label is 0/1; for face parsing it is a class id.
+  `mirror_label_map` says how label values change under a horizontal flip:
+  identity for symmetric binary targets, the l/r class swap for face parsing.
+  """
+
+  def __init__(self, target: str, part_names: Sequence[str],
+               painting_order: Sequence[str] | None = None):
+    self.target = target
+    self.part_names = tuple(part_names)
+    perm = mirror_permutation(self.part_names)
+    if target == FACE_PARSING:
+      if self.part_names != CELEBAMASK_HQ_PARTS:
+        raise TargetError(
+            f'config.target={FACE_PARSING!r} needs the 18 CelebAMask-HQ parts; '
+            f'this dataset has {list(self.part_names)}.')
+      order = tuple(painting_order or CELEBAMASK_HQ_PARTS)
+      if sorted(order) != sorted(CELEBAMASK_HQ_PARTS):
+        raise TargetError(
+            f'config.painting_order must list each of {list(CELEBAMASK_HQ_PARTS)} '
+            f'exactly once; got {list(order)}.')
+      self._paint = [(self.part_names.index(p), self.part_names.index(p) + 1)
+                     for p in order]
+      self.mirror_label_map = np.concatenate([[0], perm + 1]).astype(np.int32)
+    else:
+      names = resolve_binary_parts(target, self.part_names)
+      self._channels = np.array([self.part_names.index(n) for n in names])
+      mirrored = sorted(perm[self._channels].tolist())
+      self.flip_safe = mirrored == sorted(self._channels.tolist())
+      self.mirror_label_map = np.array([0, 1], np.int32)
+
+  @property
+  def num_classes(self) -> int:
+    return num_classes(self.target)
+
+  def __call__(self, parts: np.ndarray) -> np.ndarray:
+    if self.target == FACE_PARSING:
+      label = np.zeros(parts.shape[:2], np.uint8)
+      for channel, class_id in self._paint:
+        label[parts[..., channel] > 0] = class_id
+      return label
+    return (parts[..., self._channels].max(axis=-1) > 0).astype(np.uint8)

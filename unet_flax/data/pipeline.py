@@ -1,0 +1,118 @@
+"""Deterministic Grain input pipeline over `tfds.data_source` for training and evaluation.
+
+Host work is kept to reading, decoding and building the target label; the
+geometric and colour augmentations run on the device inside the jitted train
+step (`unet_flax.augment`), which keeps the host far ahead of an H100.
+
+Batches are dicts of numpy arrays with leading axes [local_devices, per_device]:
+  image  float32 [D, B, H, W, 3] in [0, 1]
+  label  uint8   [D, B, H, W]    0/1 for a binary target, class id for face parsing
+  valid  bool    [D, B]          False for padding in the last evaluation batch
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+
+import grain
+import jax
+import numpy as np
+
+from unet_flax.data import parts as parts_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """A split's records plus what is needed to turn them into batches."""
+  source: object  # a random-access data source (tfds.data_source or any sequence of dicts)
+  part_names: tuple[str, ...]
+  size: int
+
+  def __len__(self):
+    return len(self.source)
+
+
+def open_split(builder, split: str) -> Split:
+  """The `split` of a prepared `face_segmentation` builder as a random-access source."""
+  if split not in builder.info.splits:
+    raise ValueError(f'split {split!r} is not in {builder.info.full_name}; it has '
+                     f'{sorted(builder.info.splits)}.')
+  source = builder.as_data_source(split=split)
+  part_names = tuple(builder.info.metadata['part_names'])
+  return Split(source=source, part_names=part_names, size=builder.builder_config.image_size)
+
+
+class _ToExample(grain.transforms.Map):
+  """A TFDS record -> {'image': uint8 HxWx3, 'label': uint8 HxW}."""
+
+  def __init__(self, target_maker: parts_lib.TargetMaker):
+    self._target = target_maker
+
+  def map(self, record):
+    return {'image': np.asarray(record['image']), 'label': self._target(np.asarray(record['parts']))}
+
+
+def _stack(examples, local_devices: int, batch_size: int, valid=None) -> dict:
+  image = np.stack([e['image'] for e in examples]).astype(np.float32) * np.float32(1 / 255)
+  label = np.stack([e['label'] for e in examples])
+  valid = np.ones(len(examples), bool) if valid is None else valid
+  shape = (local_devices, batch_size // local_devices)
+  return {'image': image.reshape(shape + image.shape[1:]),
+          'label': label.reshape(shape + label.shape[1:]),
+          'valid': valid.reshape(shape)}
+
+
+def _host_batch_size(global_batch_size: int) -> int:
+  devices, hosts = jax.local_device_count(), jax.process_count()
+  if global_batch_size % (devices * hosts):
+    raise ValueError(
+        f'config.batch_size={global_batch_size} must be a multiple of the number of devices '
+        f'({devices * hosts} = {hosts} host(s) x {devices}); e.g. set it to '
+        f'{max(1, global_batch_size // (devices * hosts)) * devices * hosts}.')
+  return global_batch_size // hosts
+
+
+def _read_options(threads: int) -> grain.ReadOptions:
+  return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=4 * threads)
+
+
+def train_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_batch_size: int,
+                   seed: int, threads: int = 8) -> grain.DatasetIterator:
+  """Endless, shuffled (reshuffled every epoch), host-sharded batches.
+
+  The iterator supports `get_state()`/`set_state()` for exact resumption.
+  """
+  host_batch = _host_batch_size(global_batch_size)
+  ds = grain.MapDataset.source(split.source)[jax.process_index()::jax.process_count()]
+  if len(ds) < host_batch:
+    raise ValueError(f'the training split has {len(ds)} examples on this host, fewer than one '
+                     f'batch ({host_batch}); lower config.batch_size.')
+  devices = jax.local_device_count()
+  ds = (ds.shuffle(seed=seed).repeat(None).map(_ToExample(target_maker))
+        .batch(host_batch, drop_remainder=True,
+               batch_fn=lambda examples: _stack(examples, devices, host_batch)))
+  return iter(ds.to_iter_dataset(_read_options(threads)))
+
+
+def eval_num_batches(split: Split, global_batch_size: int) -> int:
+  """Batches per host so that every host runs the same number of (pmapped) steps."""
+  per_host = math.ceil(len(split) / jax.process_count())
+  return math.ceil(per_host / _host_batch_size(global_batch_size))
+
+
+def eval_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_batch_size: int,
+                  threads: int = 8) -> Iterator[dict]:
+  """Every example of the split exactly once across hosts; padding is marked `valid=False`."""
+  host_batch = _host_batch_size(global_batch_size)
+  devices = jax.local_device_count()
+  ds = grain.MapDataset.source(split.source)[jax.process_index()::jax.process_count()]
+  examples = iter(ds.map(_ToExample(target_maker)).to_iter_dataset(_read_options(threads)))
+  blank = {'image': np.zeros((split.size, split.size, 3), np.uint8),
+           'label': np.zeros((split.size, split.size), np.uint8)}
+  for _ in range(eval_num_batches(split, global_batch_size)):
+    chunk = [e for _, e in zip(range(host_batch), examples)]
+    valid = np.zeros(host_batch, bool)
+    valid[:len(chunk)] = True
+    yield _stack(chunk + [blank] * (host_batch - len(chunk)), devices, host_batch, valid)
