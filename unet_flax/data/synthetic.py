@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import math
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -366,7 +367,8 @@ def write_tree(root: str, *, seed: int, sizes: dict[str, int], workers: int | No
   jobs = [(root, seed, i) for i in range(total)]
   workers = workers or os.cpu_count() or 1
   if workers > 1 and total > 16:
-    with ProcessPoolExecutor(workers) as pool:
+    # spawn, not fork: the caller may already run JAX threads, which fork can deadlock.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as pool:
       list(pool.map(_write_one, jobs, chunksize=8))
   else:
     for job in jobs:

@@ -1,0 +1,70 @@
+"""Seed 000: eyeglasses segmentation, 256x256, U-Net 64..1024, Adam 1e-3, BCE, batch 16.
+
+    python -m experiments.main --config=configs/base.py
+    python -m experiments.main --config=configs/base.py \
+        --config.dataset.config=celebamask_hq --config.dataset.manual_dir=/data/CelebAMask-HQ
+
+Every other config imports this one and overrides fields. Expected result
+(synthetic set, 10 epochs, one H100): eyeglasses test Dice above 0.95; on
+CelebAMask-HQ the published plain U-Net reaches F1 about 0.86.
+"""
+
+import ml_collections
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.target = 'eyeglasses'  # eyeglasses | eyes | lips | eyes_lips | face_parsing | 'part,part'
+  c.painting_order = ()  # face parsing only; () = CelebAMask-HQ's own order
+
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.config = 'synthetic'  # synthetic | celebamask_hq | folder (+ _512)
+  c.dataset.data_dir = '~/tensorflow_datasets'
+  c.dataset.manual_dir = ''
+  c.dataset.synthetic_sizes = {}  # e.g. {'train': 200, 'validation': 50, 'test': 50}; {} = default
+  c.dataset.synthetic_seed = 0
+
+  c.model = ml_collections.ConfigDict()
+  c.model.image_size = 256
+  c.model.base_features = 64
+  c.model.depth = 4
+  c.model.norm = 'none'  # none | batch | group
+  c.model.dropout = 0.0
+  c.model.upsample = 'transpose'  # transpose | resize
+  c.model.dtype = 'float32'  # float32 | bfloat16 (parameters stay float32)
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.name = 'bce'  # bce | dice | bce_dice | focal | cross_entropy
+  c.loss.pos_weight = 1.0
+  c.loss.focal_gamma = 2.0
+  c.loss.focal_alpha = 0.25
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = 'adam'  # adam | adamw | sgd
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.schedule = 'constant'  # constant | warmup_cosine
+  c.optimizer.warmup_steps = 0
+  c.optimizer.weight_decay = 1e-4
+  c.optimizer.momentum = 0.9
+  c.optimizer.grad_clip_norm = 0.0  # 0 = off
+
+  c.augment = ml_collections.ConfigDict()
+  c.augment.enabled = True
+  c.augment.hflip = True
+  c.augment.scale_range = (0.85, 1.2)
+  c.augment.rotation_degrees = 10.0
+  c.augment.brightness = 0.1
+  c.augment.contrast = 0.2
+  c.augment.saturation = 0.2
+
+  c.batch_size = 16  # global, over all devices and hosts
+  c.eval_batch_size = 16
+  c.num_epochs = 10
+  c.num_train_steps = 0  # > 0 overrides num_epochs
+  c.log_every_steps = 50
+  c.eval_every_steps = 500
+  c.checkpoint_every_steps = 500
+  c.keep_checkpoints = 2
+  c.best_metric = 'dice'  # validation metric that picks the best checkpoint
+  return c

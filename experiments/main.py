@@ -1,0 +1,55 @@
+"""Trains or evaluates a config: `python -m experiments.main --config=configs/base.py`.
+
+  --workdir     defaults to runs/<config file stem>; a rerun resumes from its checkpoints
+  --mode=eval   restores --checkpoint (best | latest | STEP) and evaluates --split,
+                writing eval_<split>.json in the workdir
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.', lock_config=True)
+flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and plots go; default runs/<config stem>.')
+flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'Train (resuming if possible) or evaluate.')
+flags.DEFINE_string('checkpoint', 'best', 'For --mode=eval: best, latest or a step number.')
+flags.DEFINE_enum('split', 'test', ['train', 'validation', 'test'], 'For --mode=eval: the split.')
+flags.mark_flags_as_required(['config'])
+FLAGS = flags.FLAGS
+
+
+
+def main(argv):
+  del argv
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  if not FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
+  from unet_flax import plots, train  # after flag parsing: keeps --help fast
+  from unet_flax.checkpoints import CheckpointNotFoundError
+
+  # Mistakes in a config, the data or the workdir: a message, not a stack trace.
+  user_errors = (ValueError, CheckpointNotFoundError, train.NonFiniteError)
+
+  config = FLAGS.config
+  workdir = FLAGS.workdir or os.path.join('runs', os.path.splitext(os.path.basename(
+      config_flags.get_config_filename(FLAGS['config'])))[0])
+  try:
+    if FLAGS.mode == 'train':
+      train.train_and_evaluate(config, workdir)
+      plots.write_all(workdir, config)
+    else:
+      result = train.evaluate_checkpoint(config, workdir, FLAGS.checkpoint, FLAGS.split)
+      path = os.path.join(workdir, f'eval_{FLAGS.split}.json')
+      with open(path, 'w') as f:
+        json.dump(result, f, indent=2)
+      print(json.dumps(result, indent=2))
+      print(f'Wrote {path}')
+  except user_errors as e:
+    sys.exit(f'error: {e}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,224 @@
+"""Model, losses, metrics, the pmapped step, checkpoints/resume, eval mode and the NaN guard."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from unet_flax import checkpoints, losses, metrics as metrics_lib, model as model_lib, train
+from unet_flax.data import parts as parts_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_default_unet_has_seed_000_parameter_count():
+  shapes = jax.eval_shape(lambda: model_lib.UNet().init(jax.random.key(0), jnp.zeros((1, 256, 256, 3))))
+  assert sum(x.size for x in jax.tree.leaves(shapes['params'])) == 31_031_745
+
+
+@pytest.mark.parametrize('norm,upsample,dtype', [('batch', 'resize', jnp.bfloat16), ('group', 'transpose', jnp.float32)])
+def test_unet_pads_odd_sizes_and_returns_float32_logits(norm, upsample, dtype):
+  model = model_lib.UNet(num_classes=19, base_features=4, norm=norm, upsample=upsample, dtype=dtype)
+  x = jnp.ones((2, 218, 178, 3))
+  variables = model.init(jax.random.key(0), x)
+  out = model.apply(variables, x)
+  assert out.shape == (2, 218, 178, 19) and out.dtype == jnp.float32
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables['params']))
+
+
+def _np_bce(x, y, w=1.0):
+  p = 1 / (1 + np.exp(-x.astype(np.float64)))
+  return np.mean(-(w * y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def test_losses_match_numpy_references():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(0, 3, (3, 5, 5, 1)).astype(np.float32)
+  labels = rng.integers(0, 2, (3, 5, 5))
+  ones = jnp.ones(3)
+  assert losses.bce(logits, labels, ones) == pytest.approx(_np_bce(logits[..., 0], labels), rel=1e-5)
+  assert losses.bce(logits, labels, ones, pos_weight=4.0) == pytest.approx(
+      _np_bce(logits[..., 0], labels, 4.0), rel=1e-5)
+  p = 1 / (1 + np.exp(-logits[..., 0].astype(np.float64)))
+  dice = (2 * np.sum(p * labels) + 1) / (np.sum(p) + np.sum(labels) + 1)
+  assert losses.soft_dice(logits, labels, ones) == pytest.approx(1 - dice, rel=1e-5)
+  multi = rng.normal(0, 2, (3, 5, 5, 4)).astype(np.float32)
+  cls = rng.integers(0, 4, (3, 5, 5))
+  log_p = multi - np.log(np.exp(multi.astype(np.float64)).sum(-1, keepdims=True))
+  ce = -np.mean(np.take_along_axis(log_p, cls[..., None], -1))
+  assert losses.softmax_cross_entropy(multi, cls, ones) == pytest.approx(ce, rel=1e-5)
+  # Padding (weight 0) does not count.
+  weights = jnp.array([1.0, 1.0, 0.0])
+  assert losses.bce(logits, labels, weights) == pytest.approx(_np_bce(logits[:2, ..., 0], labels[:2]), rel=1e-5)
+
+
+def test_bce_from_logits_is_finite_for_extreme_logits():
+  logits = jnp.array([[[[1e4]], [[-1e4]]]]).reshape(1, 2, 1, 1)
+  labels = jnp.array([[[0], [1]]])
+  value = losses.bce(logits, labels, jnp.ones(1))
+  # Both pixels are confidently wrong by 1e4: each costs 1e4 (no log(0) = inf).
+  assert np.isfinite(value) and value == pytest.approx(1e4, rel=1e-6)
+
+
+def test_focal_golden_case():
+  # One pixel, logit 0 (p = 0.5), label 1: alpha * (1 - 0.5)^2 * log 2.
+  value = losses.focal(jnp.zeros((1, 1, 1, 1)), jnp.ones((1, 1, 1)), jnp.ones(1), gamma=2.0, alpha=0.25)
+  assert value == pytest.approx(0.25 * 0.25 * np.log(2), rel=1e-6)
+
+
+def _metrics(logits, labels, valid):
+  m = metrics_lib.SegmentationMetrics.single_from_model_output(
+      **metrics_lib.model_outputs(jnp.asarray(logits), jnp.asarray(labels), jnp.asarray(valid),
+                                  jnp.zeros(len(valid))))
+  return metrics_lib.to_host(m)
+
+
+def test_binary_metrics_are_dataset_level_counts_and_ignore_padding():
+  rng = np.random.default_rng(1)
+  logits = rng.normal(0, 1, (6, 8, 8, 1)).astype(np.float32)
+  labels = (rng.random((6, 8, 8)) < 0.3).astype(np.int32)
+  valid = np.array([True] * 5 + [False])
+  logits[5] = 50.0  # a padded example that would ruin precision if counted
+  merged = _metrics(logits[:2], labels[:2], valid[:2]).merge(_metrics(logits[2:], labels[2:], valid[2:]))
+  got = metrics_lib.summarize(merged, ('eyeglasses',))
+  pred, y = logits[:5, ..., 0] > 0, labels[:5] == 1
+  tp, fp, fn = np.sum(pred & y), np.sum(pred & ~y), np.sum(~pred & y)
+  assert got['dice'] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+  assert got['iou'] == pytest.approx(tp / (tp + fp + fn))
+  assert got['precision'] == pytest.approx(tp / (tp + fp))
+  assert got['recall'] == pytest.approx(tp / (tp + fn))
+  assert got['accuracy'] == pytest.approx(np.mean(pred == y))
+  assert got['bce'] == pytest.approx(_np_bce(logits[:5, ..., 0], labels[:5]), rel=1e-5)
+  # Not a mean of per-batch Dice:
+  first = metrics_lib.summarize(_metrics(logits[:2], labels[:2], valid[:2]), ('eyeglasses',))['dice']
+  second = metrics_lib.summarize(_metrics(logits[2:], labels[2:], valid[2:]), ('eyeglasses',))['dice']
+  assert got['dice'] != pytest.approx((first + second) / 2)
+
+
+def test_face_parsing_metrics_per_class_and_mean_f1():
+  names = parts_lib.class_names('face_parsing', parts_lib.CELEBAMASK_HQ_PARTS)
+  labels = np.zeros((1, 2, 2), np.int32)
+  labels[0, 0, 0], labels[0, 0, 1], labels[0, 1, 0] = 1, 2, 2
+  logits = np.zeros((1, 2, 2, 19), np.float32)
+  logits[0, 0, 0, 1] = logits[0, 0, 1, 2] = logits[0, 1, 0, 1] = 5  # one class-2 pixel called 1
+  got = metrics_lib.summarize(_metrics(logits, labels, np.array([True])), names)
+  assert got['f1/skin'] == pytest.approx(2 / 3) and got['f1/nose'] == pytest.approx(2 / 3)
+  assert got['iou/nose'] == pytest.approx(0.5) and got['f1/background'] == 1.0
+  assert got['accuracy'] == pytest.approx(0.75)
+  assert got['mean_f1'] == pytest.approx((2 / 3 * 2 + 16) / 18)
+
+
+def _test_cfg(data_dir, **overrides):
+  cfg = test_config.get_config()
+  cfg.dataset.data_dir = str(data_dir)
+  for key, value in overrides.items():
+    node = cfg
+    *path, leaf = key.split('.')
+    for p in path:
+      node = node[p]
+    node[leaf] = value
+  return cfg
+
+
+def test_pmapped_step_on_4_devices_equals_one_device_on_whole_batch(synthetic_data_dir, synthetic_builder):
+  assert jax.local_device_count() == 4
+  cfg = _test_cfg(synthetic_data_dir, **{'augment.enabled': False})
+  exp = train.Experiment(cfg)
+  state = exp.initial_state()
+  rng = np.random.default_rng(0)
+  batch = {'image': rng.random((8, 64, 64, 3), np.float32), 'label': (rng.random((8, 64, 64)) < 0.2).astype(np.uint8)}
+  step = functools.partial(train.train_step, loss_fn=exp.loss_fn, config=cfg,
+                           mirror_label_map=jnp.asarray(exp.target.mirror_label_map))
+
+  def run(devices):
+    n = len(devices)
+    p = jax.pmap(step, axis_name=train.AXIS, in_axes=(None, 0), out_axes=(None, None, None), devices=devices)
+    sharded = jax.tree.map(lambda x: x.reshape((n, 8 // n) + x.shape[1:]), batch)
+    new_state, m, health = p(state, sharded)
+    return new_state, metrics_lib.summarize(metrics_lib.to_host(m), exp.class_names), health
+
+  four, four_m, _ = run(jax.devices()[:4])
+  one, one_m, _ = run(jax.devices()[:1])
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), four.params, one.params)
+  assert four_m['loss'] == pytest.approx(one_m['loss'], rel=1e-5)
+  assert four_m['dice'] == pytest.approx(one_m['dice'], rel=1e-6)
+
+
+def _params(workdir, cfg):
+  state, _ = checkpoints.Manager(str(workdir), cfg, read_only=True).restore(
+      train.Experiment(cfg).initial_state(), 'latest')
+  return state
+
+
+def test_resumed_run_equals_uninterrupted_bitwise(tmp_path, synthetic_data_dir, synthetic_builder):
+  full = _test_cfg(synthetic_data_dir)
+  train.train_and_evaluate(full, str(tmp_path / 'full'))
+  half = _test_cfg(synthetic_data_dir, num_train_steps=3)
+  train.train_and_evaluate(half, str(tmp_path / 'resumed'))
+  assert _params(tmp_path / 'resumed', half).step == 3
+  train.train_and_evaluate(full, str(tmp_path / 'resumed'))  # restarts from step 3
+  a, b = _params(tmp_path / 'full', full), _params(tmp_path / 'resumed', full)
+  assert a.step == b.step == 6
+  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a.params, b.params)
+  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a.opt_state, b.opt_state)
+  rows = [json.loads(l) for l in open(tmp_path / 'resumed' / 'metrics.jsonl')]
+  assert [r['step'] for r in rows if r['split'] == 'validation'] == [3, 6]
+  provenance = json.load(open(tmp_path / 'resumed' / 'provenance.json'))
+  assert len(provenance) == 2 and provenance[0]['dataset']['config'] == 'synthetic_seed7_24_6_5'
+  assert json.load(open(tmp_path / 'resumed' / 'config.json'))['model']['image_size'] == 64
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_data_dir, synthetic_builder):
+  train.train_and_evaluate(_test_cfg(synthetic_data_dir, num_train_steps=3), str(tmp_path))
+  bad = _test_cfg(synthetic_data_dir, **{'optimizer.learning_rate': float('nan')})
+  with pytest.raises(train.NonFiniteError, match='last good checkpoint is step 3'):
+    train.train_and_evaluate(bad, str(tmp_path))
+  state = _params(tmp_path, bad)
+  assert state.step == 3
+  assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(state.params))
+
+
+def _run_main(*args):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2')
+  return subprocess.run([sys.executable, '-m', 'experiments.main', *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_main_trains_then_eval_mode_writes_metrics(tmp_path, synthetic_data_dir, synthetic_builder):
+  common = ['--config=configs/test.py', f'--config.dataset.data_dir={synthetic_data_dir}',
+            f'--workdir={tmp_path}']
+  done = _run_main(*common, '--config.num_train_steps=3')
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert (tmp_path / 'training_history.png').exists() and (tmp_path / 'sample_predictions.png').exists()
+  done = _run_main(*common, '--mode=eval', '--checkpoint=latest')
+  assert done.returncode == 0, done.stderr[-3000:]
+  result = json.load(open(tmp_path / 'eval_test.json'))
+  assert result['step'] == 3 and result['split'] == 'test'
+  assert 0 <= result['dice'] <= 1 and np.isfinite(result['bce'])
+
+
+def test_eval_mode_without_checkpoint_is_a_clear_error(tmp_path, synthetic_data_dir, synthetic_builder):
+  done = _run_main('--config=configs/test.py', f'--config.dataset.data_dir={synthetic_data_dir}',
+                   f'--workdir={tmp_path}', '--mode=eval')
+  assert done.returncode != 0
+  assert 'No checkpoints' in done.stderr and 'Traceback' not in done.stderr
+
+
+def test_end_to_end_tiny_run_learns(tmp_path, synthetic_data_dir, synthetic_builder):
+  # Skin is a big target, so a few CPU steps show learning; chance is computed below.
+  cfg = _test_cfg(synthetic_data_dir, target='skin', num_train_steps=120, eval_every_steps=120,
+                  checkpoint_every_steps=120, log_every_steps=40, **{
+                      'model.base_features': 8, 'model.norm': 'batch', 'optimizer.learning_rate': 3e-3,
+                      'loss.name': 'bce_dice'})
+  result = train.train_and_evaluate(cfg, str(tmp_path))
+  exp = train.Experiment(cfg)
+  labels = np.stack([exp.target(np.asarray(r['parts'])) for r in exp.split('validation').source])
+  chance = 2 * labels.mean() / (1 + labels.mean())  # Dice of calling every pixel skin
+  assert result['dice'] > chance + 0.15, (result, chance)

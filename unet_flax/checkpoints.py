@@ -1,0 +1,69 @@
+"""Orbax checkpoints in <workdir>/checkpoints: the train state plus the input iterator's state.
+
+Kept: the latest `config.keep_checkpoints` and the best by validation
+`config.best_metric` (Dice, or mean F1 for face parsing).
+"""
+
+from __future__ import annotations
+
+import os
+
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+  """No checkpoint of the requested kind in the workdir."""
+
+
+class Manager:
+
+  def __init__(self, workdir: str, config, read_only: bool = False):
+    self.directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
+    self.best_metric = config.best_metric
+    metric = lambda m: m[self.best_metric]
+    options = ocp.CheckpointManagerOptions(
+        best_fn=metric, best_mode='max', read_only=read_only, create=not read_only,
+        preservation_policy=policies.AnyPreservationPolicy([
+            policies.LatestN(n=config.keep_checkpoints),
+            policies.BestN(get_metric_fn=metric, reverse=False, n=1,
+                           keep_checkpoints_without_metrics=False)]))
+    if read_only and not os.path.isdir(self.directory):
+      raise CheckpointNotFoundError(
+          f'No checkpoints in {self.directory}: train first (python -m experiments.main '
+          f'--config=... --workdir={workdir}) or point --workdir at a trained run.')
+    self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self):
+    return self._manager.latest_step()
+
+  def save(self, step: int, state, iter_state: dict, metrics: dict | None = None) -> None:
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data_iter=ocp.args.JsonSave(iter_state)),
+        metrics=metrics)
+
+  def resolve(self, which: str) -> int:
+    steps = self._manager.all_steps()
+    if not steps:
+      raise CheckpointNotFoundError(f'No checkpoints in {self.directory}: train first.')
+    if which == 'latest':
+      return self._manager.latest_step()
+    if which == 'best':
+      best = self._manager.best_step()
+      return best if best is not None else self._manager.latest_step()
+    if which.isdigit() and int(which) in steps:
+      return int(which)
+    raise CheckpointNotFoundError(
+        f'--checkpoint={which!r}: use best, latest or one of the saved steps {sorted(steps)} '
+        f'in {self.directory}.')
+
+  def restore(self, template_state, which: str = 'latest'):
+    """(state, iterator state) at `which`; `template_state` gives structure, dtypes and devices."""
+    step = self.resolve(which)
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(template_state), data_iter=ocp.args.JsonRestore()))
+    return restored['state'], restored['data_iter']
+
+  def close(self):
+    self._manager.wait_until_finished()
+    self._manager.close()

@@ -1,0 +1,81 @@
+"""Segmentation losses, all computed from logits (numerically stable: no log of a sigmoid).
+
+Binary targets: logits [B, H, W, 1], labels [B, H, W] in {0, 1}.
+Face parsing: logits [B, H, W, K], labels [B, H, W] class ids.
+`weights` [B] is 1 for real examples and 0 for padding. Soft Dice is computed
+from sums over the (per-device) batch.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+EPS = 1.0  # Dice smoothing, in pixels
+
+
+def _mean(per_pixel, weights):
+  per_example = per_pixel.reshape(per_pixel.shape[0], -1).mean(axis=1)
+  return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def bce(logits, labels, weights, pos_weight=1.0):
+  x, y = logits[..., 0], labels.astype(jnp.float32)
+  # -[w y log s(x) + (1 - y) log(1 - s(x))] with log s(x) = -softplus(-x).
+  per_pixel = pos_weight * y * jax.nn.softplus(-x) + (1 - y) * jax.nn.softplus(x)
+  return _mean(per_pixel, weights)
+
+
+def focal(logits, labels, weights, gamma=2.0, alpha=0.25):
+  x, y = logits[..., 0], labels.astype(jnp.float32)
+  p = jax.nn.sigmoid(x)
+  ce = y * jax.nn.softplus(-x) + (1 - y) * jax.nn.softplus(x)
+  p_t = y * p + (1 - y) * (1 - p)
+  alpha_t = y * alpha + (1 - y) * (1 - alpha)
+  return _mean(alpha_t * (1 - p_t) ** gamma * ce, weights)
+
+
+def softmax_cross_entropy(logits, labels, weights):
+  log_p = jax.nn.log_softmax(logits, axis=-1)
+  per_pixel = -jnp.take_along_axis(log_p, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+  return _mean(per_pixel, weights)
+
+
+def probabilities(logits):
+  """Per-class probabilities: [B, H, W, 2] (background, target) for binary, softmax otherwise."""
+  if logits.shape[-1] == 1:
+    p = jax.nn.sigmoid(logits)
+    return jnp.concatenate([1 - p, p], axis=-1)
+  return jax.nn.softmax(logits, axis=-1)
+
+
+def soft_dice(logits, labels, weights):
+  """1 - soft Dice; binary: the target class; multi-class: mean over non-background classes."""
+  probs = probabilities(logits)
+  onehot = jax.nn.one_hot(labels, probs.shape[-1])
+  w = weights[:, None, None, None]
+  inter = jnp.sum(probs * onehot * w, axis=(0, 1, 2))[1:]
+  total = jnp.sum((probs + onehot) * w, axis=(0, 1, 2))[1:]
+  return 1.0 - jnp.mean((2 * inter + EPS) / (total + EPS))
+
+
+def cross_entropy(logits, labels, weights, pos_weight=1.0):
+  if logits.shape[-1] == 1:
+    return bce(logits, labels, weights, pos_weight)
+  return softmax_cross_entropy(logits, labels, weights)
+
+
+def make_loss(loss_cfg):
+  """The loss named by config.loss: bce | dice | bce_dice | focal | cross_entropy."""
+  name, pos_weight = loss_cfg.name, loss_cfg.get('pos_weight', 1.0)
+  losses = {
+      'bce': lambda l, y, w: bce(l, y, w, pos_weight),
+      'cross_entropy': lambda l, y, w: cross_entropy(l, y, w, pos_weight),
+      'dice': soft_dice,
+      'bce_dice': lambda l, y, w: cross_entropy(l, y, w, pos_weight) + soft_dice(l, y, w),
+      'focal': lambda l, y, w: focal(l, y, w, loss_cfg.get('focal_gamma', 2.0),
+                                      loss_cfg.get('focal_alpha', 0.25)),
+  }
+  if name not in losses:
+    raise ValueError(f'config.loss.name={name!r}: use one of {sorted(losses)}.')
+  return losses[name]

@@ -1,0 +1,93 @@
+"""CLU metrics for segmentation: dataset-level confusion counts, never means of batch scores.
+
+Counts are per class ([K]: K = 2 for a binary target, background and target;
+19 for face parsing) and only valid (unpadded) examples count. Batches are
+merged on the host in float64 so pixel counts over a whole split stay exact.
+"""
+
+
+from collections.abc import Sequence
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from clu import metrics as clu_metrics
+
+from unet_flax import losses
+
+
+@flax.struct.dataclass
+class ConfusionCounts(clu_metrics.Metric):
+  """Per-class true positives, false positives and false negatives, plus the pixel total."""
+  tp: jnp.ndarray
+  fp: jnp.ndarray
+  fn: jnp.ndarray
+  pixels: jnp.ndarray
+
+  @classmethod
+  def from_model_output(cls, *, logits, labels, mask, **_):
+    num = max(2, logits.shape[-1])
+    pred = (logits[..., 0] > 0).astype(jnp.int32) if logits.shape[-1] == 1 else jnp.argmax(logits, -1)
+    w = mask.astype(jnp.float32)[:, None, None, None]
+    p, y = jax.nn.one_hot(pred, num), jax.nn.one_hot(labels, num)
+    tp = jnp.sum(p * y * w, axis=(0, 1, 2))
+    return cls(tp=tp, fp=jnp.sum(p * w, axis=(0, 1, 2)) - tp, fn=jnp.sum(y * w, axis=(0, 1, 2)) - tp,
+               pixels=jnp.sum(w) * labels.shape[1] * labels.shape[2])
+
+  def merge(self, other):
+    return type(self)(tp=self.tp + other.tp, fp=self.fp + other.fp, fn=self.fn + other.fn,
+                      pixels=self.pixels + other.pixels)
+
+  def reduce(self):
+    return type(self)(tp=self.tp.sum(0), fp=self.fp.sum(0), fn=self.fn.sum(0),
+                      pixels=self.pixels.sum(0))
+
+  def compute(self):
+    tp, fp, fn = (np.asarray(a, np.float64) for a in (self.tp, self.fp, self.fn))
+    with np.errstate(divide='ignore', invalid='ignore'):
+      # An empty class (no prediction, no label) counts as perfect, as is usual for Dice.
+      f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 1.0)
+      iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), 1.0)
+      precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
+      recall = np.where(tp + fn > 0, tp / (tp + fn), 1.0)
+    return {'f1': f1, 'iou': iou, 'precision': precision, 'recall': recall,
+            'accuracy': tp.sum() / max(float(np.asarray(self.pixels)), 1.0)}
+
+
+@flax.struct.dataclass
+class SegmentationMetrics(clu_metrics.Collection):
+  loss: clu_metrics.Average.from_output('loss_per_example')  # masked by `mask`
+  cross_entropy: clu_metrics.Average.from_output('ce_per_example')
+  counts: ConfusionCounts
+
+
+def model_outputs(logits, labels, valid, loss_per_example):
+  """The keyword arguments `SegmentationMetrics.gather_from_model_output` takes."""
+  ce = jax.vmap(lambda l, y: losses.cross_entropy(l[None], y[None], jnp.ones((1,))))(logits, labels)
+  return dict(logits=logits, labels=labels, mask=valid, loss_per_example=loss_per_example,
+              ce_per_example=ce)
+
+
+def to_host(metrics: SegmentationMetrics) -> SegmentationMetrics:
+  """Device (replicated or not) -> numpy float64, ready to be merged across batches."""
+  return jax.tree.map(lambda x: np.asarray(jax.device_get(x), np.float64), metrics)
+
+
+def summarize(metrics: SegmentationMetrics, class_names: Sequence[str]) -> dict[str, float]:
+  """Flat, JSON-ready scalars. Binary: the target class; face parsing: per class and means."""
+  computed = metrics.compute()
+  counts = computed['counts']
+  out = {'loss': float(computed['loss']), 'accuracy': float(counts['accuracy'])}
+  if len(class_names) == 1:
+    out['bce'] = float(computed['cross_entropy'])
+    out.update({k: float(counts[k][1]) for k in ('f1', 'iou', 'precision', 'recall')})
+    out['dice'] = out.pop('f1')
+    return out
+  out['cross_entropy'] = float(computed['cross_entropy'])
+  out['mean_f1'] = float(np.mean(counts['f1'][1:]))
+  out['mean_iou'] = float(np.mean(counts['iou'][1:]))
+  for i, name in enumerate(class_names):
+    out[f'f1/{name}'] = float(counts['f1'][i])
+    out[f'iou/{name}'] = float(counts['iou'][i])
+  return out

@@ -1,0 +1,95 @@
+"""Pictures written at the end of training: training_history.png and sample_predictions.png."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+# A fixed palette for face-parsing label maps: class 0 (background) is black.
+PALETTE = np.array([[0, 0, 0], [204, 153, 102], [255, 178, 102], [255, 0, 255], [0, 102, 255],
+                    [0, 204, 255], [153, 76, 0], [204, 102, 0], [255, 255, 0], [204, 204, 0],
+                    [102, 0, 153], [255, 51, 102], [204, 0, 51], [51, 26, 0], [0, 153, 76],
+                    [255, 215, 0], [153, 255, 204], [255, 204, 204], [0, 76, 153]], np.uint8)
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def training_history(workdir: str) -> str:
+  rows = read_metrics(workdir)
+  score = 'mean_f1' if any('mean_f1' in r for r in rows) else 'dice'
+  panels = [('loss', 'loss'), (score, score), ('accuracy', 'pixel accuracy')]
+  fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+  for ax, (key, title) in zip(axes, panels):
+    for split, style in (('train', '-'), ('validation', 'o-')):
+      pts = [(r['step'], r[key]) for r in rows if r['split'] == split and key in r]
+      if pts:
+        ax.plot(*zip(*pts), style, label=split, markersize=4)
+    ax.set_title(title)
+    ax.set_xlabel('step')
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.tight_layout()
+  path = os.path.join(workdir, 'training_history.png')
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def colourize(label: np.ndarray, num_classes: int) -> np.ndarray:
+  """uint8 RGB for a label: white on black for binary, the palette for face parsing."""
+  if num_classes == 1:
+    return np.repeat((label > 0).astype(np.uint8)[..., None] * 255, 3, -1)
+  return PALETTE[label % len(PALETTE)]
+
+
+def overlay(image: np.ndarray, label: np.ndarray, num_classes: int, alpha=0.5) -> np.ndarray:
+  """Image (uint8) with the label tinted over it: red for binary, the palette for face parsing."""
+  colour = np.array([255, 0, 0], np.float32) if num_classes == 1 else colourize(label, num_classes)
+  on = (label > 0)[..., None]
+  out = image.astype(np.float32) * np.where(on, 1 - alpha, 1) + np.where(on, alpha * colour, 0)
+  return out.clip(0, 255).astype(np.uint8)
+
+
+def sample_predictions(workdir: str, images, labels, predictions, num_classes: int) -> str:
+  """A grid: one row per example with image, ground truth, prediction and overlay."""
+  n = len(images)
+  fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
+  for row in range(n):
+    image = (np.asarray(images[row]) * 255).astype(np.uint8)
+    for col, (title, pic) in enumerate((
+        ('image', image), ('ground truth', colourize(labels[row], num_classes)),
+        ('prediction', colourize(predictions[row], num_classes)),
+        ('overlay', overlay(image, predictions[row], num_classes)))):
+      axes[row, col].imshow(pic)
+      axes[row, col].axis('off')
+      if row == 0:
+        axes[row, col].set_title(title)
+  fig.tight_layout()
+  path = os.path.join(workdir, 'sample_predictions.png')
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+  return path
+
+
+def write_all(workdir: str, config, num_examples: int = 6) -> list[str]:
+  """Both pictures for a trained workdir (its best checkpoint, on the test split)."""
+  if jax.process_index() != 0:
+    return []
+  from unet_flax import predict  # here: plotting the history needs no model
+  paths = [training_history(workdir)]
+  images, labels, preds, num_classes = predict.predict_test_examples(config, workdir, num_examples)
+  paths.append(sample_predictions(workdir, images, labels, preds, num_classes))
+  return paths

@@ -1,0 +1,81 @@
+"""Restoring a trained workdir and predicting masks, for images of any size and mode."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from unet_flax import checkpoints, model as model_lib, train
+from unet_flax.data import parts as parts_lib
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise checkpoints.CheckpointNotFoundError(
+        f'{path} not found: --workdir must be a training run directory (e.g. runs/quick).')
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+class Predictor:
+  """A restored model: `__call__` maps uint8 RGB images to label maps at their own size."""
+
+  def __init__(self, workdir: str, checkpoint: str = 'best', config=None):
+    self.config = config or load_config(workdir)
+    self.num_classes = parts_lib.num_classes(self.config.target)
+    model = model_lib.from_config(self.config.model, self.num_classes)
+    tx = train.make_optimizer(self.config.optimizer, max(self.config.num_train_steps, 1))
+    template = train.create_train_state(jax.random.key(0), model, self.config.model.image_size, tx)
+    manager = checkpoints.Manager(workdir, self.config, read_only=True)
+    self.state, _ = manager.restore(template, checkpoint)
+    self.step = int(self.state.step)
+    self._predict = jax.jit(functools.partial(train.predict_step, image_size=self.config.model.image_size))
+
+  def logits(self, images: np.ndarray) -> np.ndarray:
+    """[N, S, S, 3] float images in [0, 1] -> logits at the model's input size."""
+    return np.asarray(self._predict(self.state, jnp.asarray(images, jnp.float32)))
+
+  def labels(self, images: np.ndarray) -> np.ndarray:
+    logits = self.logits(images)
+    if self.num_classes == 1:
+      return (logits[..., 0] > 0).astype(np.uint8)
+    return np.argmax(logits, -1).astype(np.uint8)
+
+  def __call__(self, pil_images: list[Image.Image]) -> list[np.ndarray]:
+    """Label maps (uint8, at each image's original size) for PIL images of any mode."""
+    size = self.config.model.image_size
+    batch = np.stack([np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.LANCZOS),
+                                 np.float32) / 255 for im in pil_images])
+    logits = self.logits(batch)
+    out = []
+    for im, lg in zip(pil_images, logits):
+      if self.num_classes == 1:  # upsample the probability, then threshold: smooth edges
+        prob = Image.fromarray(jax.nn.sigmoid(lg[..., 0]).__array__().astype(np.float32), mode='F')
+        out.append((np.asarray(prob.resize(im.size, Image.Resampling.BILINEAR)) > 0.5).astype(np.uint8))
+      else:
+        label = Image.fromarray(np.argmax(lg, -1).astype(np.uint8))
+        out.append(np.asarray(label.resize(im.size, Image.Resampling.NEAREST)))
+    return out
+
+
+def predict_test_examples(config, workdir: str, num_examples: int, checkpoint: str = 'best'):
+  """(images, labels, predictions, num_classes) for the first test examples, at model size."""
+  from unet_flax import augment
+  from unet_flax.data import dataset as dataset_lib, pipeline
+  predictor = Predictor(workdir, checkpoint, config)
+  split = pipeline.open_split(dataset_lib.make_builder(config.dataset), 'test')
+  target = parts_lib.TargetMaker(config.target, split.part_names, config.get('painting_order') or None)
+  records = [split.source[i] for i in range(min(num_examples, len(split)))]
+  images = np.stack([np.asarray(r['image'], np.float32) / 255 for r in records])
+  labels = np.stack([target(np.asarray(r['parts'])) for r in records])
+  images, labels = (np.asarray(a) for a in augment.resize(jnp.asarray(images), jnp.asarray(labels),
+                                                          config.model.image_size))
+  return images, labels, predictor.labels(images), predictor.num_classes
