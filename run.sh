@@ -37,6 +37,8 @@ if [ ! -f "$CONFIG" ]; then
   exit 2
 fi
 WORKDIR="runs/$(basename "$CONFIG" .py)"
+echo "==> Preparing the dataset (built once, then reused)"
+"$PY" -m experiments.prepare_data --config="$CONFIG" "$@"
 echo "==> Training $CONFIG in $WORKDIR"
 "$PY" -m experiments.main --config="$CONFIG" --workdir="$WORKDIR" "$@"
 echo "==> Evaluating the best checkpoint on the test split"

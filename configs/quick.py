@@ -1,4 +1,4 @@
-"""A few minutes on 2 CPU cores: eyeglasses on the synthetic set with a small U-Net at 128x128.
+"""Minutes on 2 CPU cores: eyeglasses on the synthetic set with a small U-Net at 160x160.
 
     ./run.sh            (or: python -m experiments.main --config=configs/quick.py)
 
@@ -10,10 +10,12 @@ from configs import base
 
 def get_config():
   c = base.get_config()
-  c.model.image_size = 128
+  c.model.image_size = 160  # glasses boundaries dominate Dice errors: 128 px topped out near 0.90
   c.model.base_features = 8
   c.model.norm = 'batch'
   c.loss.name = 'bce_dice'
+  c.augment.scale_range = (0.9, 1.1)  # the synthetic faces already vary in pose
+  c.augment.rotation_degrees = 5.0
   c.optimizer.learning_rate = 3e-3
   c.optimizer.schedule = 'warmup_cosine'
   c.optimizer.warmup_steps = 50

@@ -17,6 +17,10 @@ flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and plots go; d
 flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'Train (resuming if possible) or evaluate.')
 flags.DEFINE_string('checkpoint', 'best', 'For --mode=eval: best, latest or a step number.')
 flags.DEFINE_enum('split', 'test', ['train', 'validation', 'test'], 'For --mode=eval: the split.')
+flags.DEFINE_string('coordinator_address', None, 'Multi-host: host:port of process 0; with '
+                    '--num_processes and --process_id this calls jax.distributed.initialize.')
+flags.DEFINE_integer('num_processes', None, 'Multi-host: number of processes.')
+flags.DEFINE_integer('process_id', None, 'Multi-host: this process (0 .. num_processes - 1).')
 flags.mark_flags_as_required(['config'])
 FLAGS = flags.FLAGS
 
@@ -27,6 +31,9 @@ def main(argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
+  if FLAGS.coordinator_address:
+    import jax
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   from unet_flax import plots, train  # after flag parsing: keeps --help fast
   from unet_flax.checkpoints import CheckpointNotFoundError
 

@@ -5,6 +5,11 @@ import os
 # Several fake CPU devices so pmap is exercised; must be set before JAX starts.
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=4')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# The tests compile the same tiny U-Net many times, also in subprocesses: share compilations.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
+    os.path.expanduser('~'), '.cache', 'unet_flax', 'jax_test_cache'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
@@ -68,3 +73,17 @@ def synthetic_data_dir(tmp_path_factory):
 def synthetic_builder(synthetic_data_dir):
   return dataset_lib.prepare(dataset_config('synthetic', synthetic_data_dir,
                                             synthetic_sizes=TINY_SYNTHETIC, synthetic_seed=7))
+
+
+@pytest.fixture(scope='session')
+def trained_workdir(tmp_path_factory, synthetic_data_dir, synthetic_builder):
+  """A tiny trained run (3 steps of configs/test.py), with its end-of-training pictures."""
+  from configs import test as test_config
+  from unet_flax import plots, train
+  cfg = test_config.get_config()
+  cfg.dataset.data_dir = str(synthetic_data_dir)
+  cfg.num_train_steps = 3
+  workdir = tmp_path_factory.mktemp('trained')
+  train.train_and_evaluate(cfg, str(workdir))
+  plots.write_all(str(workdir), cfg, num_examples=2)
+  return workdir

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 
@@ -37,11 +36,11 @@ class Predictor:
     manager = checkpoints.Manager(workdir, self.config, read_only=True)
     self.state, _ = manager.restore(template, checkpoint)
     self.step = int(self.state.step)
-    self._predict = jax.jit(functools.partial(train.predict_step, image_size=self.config.model.image_size))
 
   def logits(self, images: np.ndarray) -> np.ndarray:
     """[N, S, S, 3] float images in [0, 1] -> logits at the model's input size."""
-    return np.asarray(self._predict(self.state, jnp.asarray(images, jnp.float32)))
+    return np.asarray(train.predict_step(self.state, jnp.asarray(images, jnp.float32),
+                                         image_size=self.config.model.image_size))
 
   def labels(self, images: np.ndarray) -> np.ndarray:
     logits = self.logits(images)
@@ -58,7 +57,7 @@ class Predictor:
     out = []
     for im, lg in zip(pil_images, logits):
       if self.num_classes == 1:  # upsample the probability, then threshold: smooth edges
-        prob = Image.fromarray(jax.nn.sigmoid(lg[..., 0]).__array__().astype(np.float32), mode='F')
+        prob = Image.fromarray((1 / (1 + np.exp(-lg[..., 0]))).astype(np.float32), mode='F')
         out.append((np.asarray(prob.resize(im.size, Image.Resampling.BILINEAR)) > 0.5).astype(np.uint8))
       else:
         label = Image.fromarray(np.argmax(lg, -1).astype(np.uint8))
@@ -73,9 +72,7 @@ def predict_test_examples(config, workdir: str, num_examples: int, checkpoint: s
   predictor = Predictor(workdir, checkpoint, config)
   split = pipeline.open_split(dataset_lib.make_builder(config.dataset), 'test')
   target = parts_lib.TargetMaker(config.target, split.part_names, config.get('painting_order') or None)
-  records = [split.source[i] for i in range(min(num_examples, len(split)))]
-  images = np.stack([np.asarray(r['image'], np.float32) / 255 for r in records])
-  labels = np.stack([target(np.asarray(r['parts'])) for r in records])
+  images, labels = split.examples(target, range(min(num_examples, len(split))))
   images, labels = (np.asarray(a) for a in augment.resize(jnp.asarray(images), jnp.asarray(labels),
                                                           config.model.image_size))
   return images, labels, predictor.labels(images), predictor.num_classes

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 from flax.training import train_state
 
 from unet_flax import augment, checkpoints, losses, metrics as metrics_lib, model as model_lib, workdir as workdir_lib
@@ -117,6 +118,7 @@ def eval_step(state: TrainState, batch, *, loss_fn, config, axis_name=AXIS):
           logits, labels, batch['valid'], per_example_loss(loss_fn, logits, labels)))
 
 
+@functools.partial(jax.jit, static_argnames='image_size')
 def predict_step(state: TrainState, images, *, image_size):
   """Logits for [B, H, W, 3] float images, at the model's input size."""
   images, _ = augment.resize(images, jnp.zeros(images.shape[:3], jnp.int32), image_size)
@@ -136,10 +138,25 @@ def pmap_steps(loss_fn, config, mirror_label_map):
 
 def evaluate(p_eval_step, state, split, target_maker, config) -> metrics_lib.SegmentationMetrics:
   total = None
-  for batch in pipeline.eval_iterator(split, target_maker, global_batch_size=config.eval_batch_size):
+  batches = pipeline.eval_iterator(split, target_maker, global_batch_size=config.eval_batch_size)
+  batches = tqdm.tqdm(batches, total=pipeline.eval_num_batches(split, config.eval_batch_size),
+                      desc='eval', leave=False, disable=jax.process_index() != 0)
+  for batch in batches:
     batch_metrics = metrics_lib.to_host(p_eval_step(state, batch))
     total = batch_metrics if total is None else total.merge(batch_metrics)
   return total
+
+
+def prediction_strip(state, split, target_maker, config, count: int = 4) -> np.ndarray:
+  """[count, H, 3W, 3] uint8: image | ground truth | prediction, for TensorBoard."""
+  from unet_flax import plots
+  images, labels = split.examples(target_maker, range(min(count, len(split))))
+  images, labels = (np.asarray(a) for a in augment.resize(images, labels, config.model.image_size))
+  logits = np.asarray(predict_step(state, images, image_size=config.model.image_size))
+  preds = (logits[..., 0] > 0).astype(np.uint8) if logits.shape[-1] == 1 else logits.argmax(-1)
+  k = logits.shape[-1]
+  return np.stack([np.concatenate([(im * 255).astype(np.uint8), plots.colourize(y, k), plots.colourize(p, k)], 1)
+                   for im, y, p in zip(images, labels, preds)])
 
 
 class Experiment:
@@ -211,6 +228,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       last_eval = metrics_lib.summarize(evaluate(p_eval, state, validation, exp.target, config),
                                         exp.class_names)
       writer.write(step, 'validation', last_eval)
+      writer.write_images(step, {'validation/image_truth_prediction': prediction_strip(
+          state, validation, exp.target, config)})
       manager.save(step, state, train_iter.get_state(), last_eval)
     elif step % config.checkpoint_every_steps == 0:
       _check_finite(all_finite, step, manager)

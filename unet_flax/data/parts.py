@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from unet_flax.data import bitplanes
+
 CELEBAMASK_HQ_PARTS = (
     'skin', 'nose', 'eye_g', 'l_eye', 'r_eye', 'l_brow', 'r_brow', 'l_ear',
     'r_ear', 'mouth', 'u_lip', 'l_lip', 'hair', 'hat', 'ear_r', 'neck_l',
@@ -98,17 +100,40 @@ class TargetMaker:
             f'exactly once; got {list(order)}.')
       self._paint = [(self.part_names.index(p), self.part_names.index(p) + 1)
                      for p in order]
+      self._rank_luts, self._class_of_rank = _paint_tables(self._paint, len(self.part_names))
       self.mirror_label_map = np.concatenate([[0], perm + 1]).astype(np.int32)
     else:
       names = resolve_binary_parts(target, self.part_names)
       self._channels = np.array([self.part_names.index(n) for n in names])
+      self._byte_masks: dict[int, int] = {}
+      for channel in self._channels:
+        byte, bit = bitplanes.bit_of(int(channel))
+        self._byte_masks[byte] = self._byte_masks.get(byte, 0) | bit
       mirrored = sorted(perm[self._channels].tolist())
       self.flip_safe = mirrored == sorted(self._channels.tolist())
       self.mirror_label_map = np.array([0, 1], np.int32)
 
   @property
+  def needed_planes(self) -> frozenset[int] | None:
+    """Byte-planes (see `bitplanes`) this target reads; None = all."""
+    return None if self.target == FACE_PARSING else frozenset(self._byte_masks)
+
+  @property
   def num_classes(self) -> int:
     return num_classes(self.target)
+
+  def from_planes(self, planes: np.ndarray) -> np.ndarray:
+    """The label from bit-packed parts (see `bitplanes`), without unpacking them: the same
+    result as `self(unpack(planes))`, several times faster."""
+    if self.target == FACE_PARSING:
+      # The painted class is the one painted last among the parts present: take, per byte,
+      # the highest paint rank of its set bits through a 256-entry table, then the maximum.
+      ranks = np.max([lut[planes[..., b]] for b, lut in enumerate(self._rank_luts)], axis=0)
+      return self._class_of_rank[ranks]
+    hit = np.zeros(planes.shape[:2], bool)
+    for byte, mask in self._byte_masks.items():
+      hit |= (planes[..., byte] & mask) != 0
+    return hit.astype(np.uint8)
 
   def __call__(self, parts: np.ndarray) -> np.ndarray:
     if self.target == FACE_PARSING:
@@ -117,3 +142,18 @@ class TargetMaker:
         label[parts[..., channel] > 0] = class_id
       return label
     return (parts[..., self._channels].max(axis=-1) > 0).astype(np.uint8)
+
+
+def _paint_tables(paint: list[tuple[int, int]], num_parts: int):
+  """Per-byte tables: byte value -> highest paint rank among its set bits (0 = none);
+  and rank -> class id."""
+  rank_of_channel = {channel: rank + 1 for rank, (channel, _) in enumerate(paint)}
+  luts = []
+  for byte in range(bitplanes.num_bytes(num_parts)):
+    lut = np.zeros(256, np.uint8)
+    for value in range(256):
+      bits = [byte * 8 + i for i in range(8) if value & (1 << (7 - i))]
+      lut[value] = max((rank_of_channel.get(c, 0) for c in bits), default=0)
+    luts.append(lut)
+  class_of_rank = np.array([0] + [class_id for _, class_id in paint], np.uint8)
+  return luts, class_of_rank

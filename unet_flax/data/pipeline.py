@@ -19,19 +19,34 @@ from collections.abc import Iterator
 import grain
 import jax
 import numpy as np
+import tensorflow_datasets as tfds
 
-from unet_flax.data import parts as parts_lib
+from unet_flax.data import bitplanes, parts as parts_lib
 
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  """A split's records plus what is needed to turn them into batches."""
-  source: object  # a random-access data source (tfds.data_source or any sequence of dicts)
+  """A split's records (with `parts` left as packed bytes) and how to decode them."""
+  source: object  # random-access: tfds data source with parts undecoded
   part_names: tuple[str, ...]
   size: int
 
   def __len__(self):
     return len(self.source)
+
+  def planes(self, record, needed=None) -> np.ndarray:
+    return bitplanes.planes(bytes(record['parts']), self.size, len(self.part_names), needed)
+
+  def parts(self, index: int) -> np.ndarray:
+    """Unpacked uint8 (S, S, P) parts of one record."""
+    return bitplanes.unpack(self.planes(self.source[index]), len(self.part_names))
+
+  def examples(self, target_maker, indices) -> tuple[np.ndarray, np.ndarray]:
+    """Float images [N, S, S, 3] in [0, 1] and labels [N, S, S] for a few records."""
+    records = [self.source[i] for i in indices]
+    return (np.stack([np.asarray(r['image'], np.float32) / 255 for r in records]),
+            np.stack([target_maker.from_planes(self.planes(r, target_maker.needed_planes))
+                      for r in records]))
 
 
 def open_split(builder, split: str) -> Split:
@@ -39,7 +54,8 @@ def open_split(builder, split: str) -> Split:
   if split not in builder.info.splits:
     raise ValueError(f'split {split!r} is not in {builder.info.full_name}; it has '
                      f'{sorted(builder.info.splits)}.')
-  source = builder.as_data_source(split=split)
+  # Parts stay packed: targets are built from the bit-planes (`TargetMaker.from_planes`).
+  source = builder.as_data_source(split=split, decoders={'parts': tfds.decode.SkipDecoding()})
   part_names = tuple(builder.info.metadata['part_names'])
   return Split(source=source, part_names=part_names, size=builder.builder_config.image_size)
 
@@ -47,15 +63,16 @@ def open_split(builder, split: str) -> Split:
 class _ToExample(grain.transforms.Map):
   """A TFDS record -> {'image': uint8 HxWx3, 'label': uint8 HxW}."""
 
-  def __init__(self, target_maker: parts_lib.TargetMaker):
-    self._target = target_maker
+  def __init__(self, split: Split, target_maker: parts_lib.TargetMaker):
+    self._split, self._target = split, target_maker
 
   def map(self, record):
-    return {'image': np.asarray(record['image']), 'label': self._target(np.asarray(record['parts']))}
+    return {'image': np.asarray(record['image']),
+            'label': self._target.from_planes(self._split.planes(record, self._target.needed_planes))}
 
 
 def _stack(examples, local_devices: int, batch_size: int, valid=None) -> dict:
-  image = np.stack([e['image'] for e in examples]).astype(np.float32) * np.float32(1 / 255)
+  image = np.multiply(np.stack([e['image'] for e in examples]), np.float32(1 / 255), dtype=np.float32)
   label = np.stack([e['label'] for e in examples])
   valid = np.ones(len(examples), bool) if valid is None else valid
   shape = (local_devices, batch_size // local_devices)
@@ -90,7 +107,7 @@ def train_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_
     raise ValueError(f'the training split has {len(ds)} examples on this host, fewer than one '
                      f'batch ({host_batch}); lower config.batch_size.')
   devices = jax.local_device_count()
-  ds = (ds.shuffle(seed=seed).repeat(None).map(_ToExample(target_maker))
+  ds = (ds.shuffle(seed=seed).repeat(None).map(_ToExample(split, target_maker))
         .batch(host_batch, drop_remainder=True,
                batch_fn=lambda examples: _stack(examples, devices, host_batch)))
   return iter(ds.to_iter_dataset(_read_options(threads)))
@@ -108,7 +125,7 @@ def eval_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_b
   host_batch = _host_batch_size(global_batch_size)
   devices = jax.local_device_count()
   ds = grain.MapDataset.source(split.source)[jax.process_index()::jax.process_count()]
-  examples = iter(ds.map(_ToExample(target_maker)).to_iter_dataset(_read_options(threads)))
+  examples = iter(ds.map(_ToExample(split, target_maker)).to_iter_dataset(_read_options(threads)))
   blank = {'image': np.zeros((split.size, split.size, 3), np.uint8),
            'label': np.zeros((split.size, split.size), np.uint8)}
   for _ in range(eval_num_batches(split, global_batch_size)):

@@ -80,8 +80,9 @@ class _Face:
   def __init__(self, rng: np.random.Generator, glasses: bool):
     r = rng
     self.rng = r
-    self.cx, self.cy = CANVAS / 2, CANVAS * 0.48
-    self.rx = r.uniform(88, 112)
+    self.cx, self.cy = CANVAS / 2, CANVAS * 0.46
+    # CelebA-HQ framing: inter-ocular distance about 0.2 of the image width.
+    self.rx = r.uniform(120, 150)
     self.ry = self.rx * r.uniform(1.18, 1.42)
     self.jaw = r.uniform(-0.15, 0.2)  # >0 narrower chin
     self.skin = np.clip(SKIN_TONES[r.integers(len(SKIN_TONES))] + r.normal(0, 10, 3), 0, 255)
@@ -110,7 +111,7 @@ class _Face:
     s['neck'] = [np.array([[cx - 0.48 * rx, cy + 0.5 * ry], [cx + 0.48 * rx, cy + 0.5 * ry],
                            [cx + 0.55 * rx, cy + 1.45 * ry], [cx - 0.55 * rx, cy + 1.45 * ry]])]
     shoulder = r.uniform(1.9, 2.6) * rx
-    top = cy + r.uniform(1.15, 1.3) * ry
+    top = min(cy + r.uniform(1.15, 1.3) * ry, CANVAS * 0.86)
     s['cloth'] = [np.concatenate([_ellipse(cx, top + 0.5 * rx, shoulder, 0.5 * rx, 24, math.pi, 2 * math.pi),
                                   [[cx + shoulder, CANVAS * 1.6], [cx - shoulder, CANVAS * 1.6]]])]
     for name, sign in (('l_ear', -1), ('r_ear', 1)):
@@ -196,7 +197,7 @@ class _Face:
 
 def _pose_matrix(rng):
   angle = math.radians(rng.normal(0, 10))
-  scale = rng.uniform(0.78, 1.15)
+  scale = rng.uniform(0.82, 1.1)
   dx, dy = rng.normal(0, 22, 2)
   c, s = math.cos(angle) * scale, math.sin(angle) * scale
   centre = np.array([CANVAS / 2, CANVAS * 0.5])

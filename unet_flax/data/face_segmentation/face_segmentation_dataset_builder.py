@@ -16,7 +16,6 @@ import io
 import os
 import sys
 
-import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
@@ -25,7 +24,7 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.
 if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
-from unet_flax.data import celebamask_hq, folder, parts as parts_lib, synthetic  # noqa: E402
+from unet_flax.data import bitplanes, celebamask_hq, folder, parts as parts_lib, synthetic  # noqa: E402
 
 SYNTHETIC_SIZES = {'train': 2000, 'validation': 250, 'test': 250}
 
@@ -76,8 +75,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(shape=(size, size, 3), encoding_format='jpeg'),
-            'parts': tfds.features.Tensor(shape=(size, size, len(names)), dtype=np.uint8,
-                                          encoding='zlib'),
+            'parts': bitplanes.BitPackedMasks(shape=(size, size, len(names))),
             'id': tfds.features.Text(),
         }),
         metadata=tfds.core.MetadataDict(part_names=list(names)),

@@ -1,0 +1,32 @@
+"""Builds the dataset a config names, if it is not built yet (with a progress bar).
+
+    python -m experiments.prepare_data --config=configs/quick.py
+    python -m experiments.prepare_data --config=configs/base.py \
+        --config.dataset.config=celebamask_hq --config.dataset.manual_dir=/data/CelebAMask-HQ
+
+Training does this itself; run it first when several hosts share one data_dir.
+"""
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.')
+flags.mark_flags_as_required(['config'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from unet_flax.data import dataset
+  try:
+    builder = dataset.prepare(FLAGS.config.dataset)
+  except ValueError as e:
+    sys.exit(f'error: {e}')
+  splits = {k: v.num_examples for k, v in builder.info.splits.items()}
+  print(f'face_segmentation/{builder.builder_config.name} ready in {builder.data_dir}: {splits}')
+
+
+if __name__ == '__main__':
+  app.run(main)

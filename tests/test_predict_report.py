@@ -1,0 +1,63 @@
+"""Prediction on user images, the results table, and end-of-training pictures."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from experiments import report
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(module, *args):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_training_writes_pictures_and_tensorboard(trained_workdir):
+  for name in ('training_history.png', 'sample_predictions.png'):
+    with Image.open(trained_workdir / name) as img:
+      assert img.size[0] > 300 and img.size[1] > 200
+  assert any(n.startswith('events.out') for n in os.listdir(trained_workdir / 'tensorboard'))
+
+
+def test_predict_any_image_mode_and_size_skipping_bad_files(trained_workdir, tmp_path):
+  photos, masks = tmp_path / 'photos', tmp_path / 'masks'
+  photos.mkdir()
+  masks.mkdir()
+  Image.new('RGBA', (90, 70), (200, 10, 10, 128)).save(photos / 'rgba.png')
+  Image.new('L', (33, 51), 90).save(photos / 'grey.jpg')
+  Image.new('1', (20, 30)).save(masks / 'grey.png')
+  (photos / 'notes.txt').write_text('not an image')
+  (photos / 'broken.jpg').write_bytes(b'\xff\xd8 definitely not a jpeg')
+  done = _run('experiments.predict', f'--workdir={trained_workdir}', f'--input={photos}',
+              f'--masks={masks}', f'--output={tmp_path / "out"}')
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert 'broken.jpg' in done.stderr and 'Traceback' not in done.stderr
+  with Image.open(tmp_path / 'out' / 'rgba_mask.png') as mask:
+    assert mask.size == (90, 70) and set(np.unique(np.asarray(mask))) <= {0, 255}
+  with Image.open(tmp_path / 'out' / 'grey_mask.png') as mask:
+    assert mask.size == (33, 51)
+  with Image.open(tmp_path / 'out' / 'grey_overlay.png') as overlay:  # beside the ground truth
+    assert overlay.size == (66, 51)
+  assert not (tmp_path / 'out' / 'broken_mask.png').exists()
+
+
+def test_predict_missing_workdir_is_a_clear_error(tmp_path):
+  done = _run('experiments.predict', f'--workdir={tmp_path / "nope"}', '--input=x.jpg')
+  assert done.returncode != 0 and 'config.json' in done.stderr and 'Traceback' not in done.stderr
+
+
+def test_report_table_has_a_row_per_workdir(trained_workdir, tmp_path):
+  (trained_workdir / 'eval_test.json').write_text(json.dumps(
+      {'step': 3, 'split': 'test', 'bce': 0.5, 'accuracy': 0.9, 'dice': 0.25, 'iou': 0.1}))
+  (tmp_path / 'not_a_run').mkdir()
+  text = report.table([str(trained_workdir), str(tmp_path / 'not_a_run')])
+  lines = text.strip().splitlines()
+  assert len(lines) == 3 and '| eyeglasses |' in lines[2] and '0.2500' in lines[2]
+  assert lines[2].split('|')[4].strip() == '3'  # steps
