@@ -9,7 +9,7 @@ Training does this itself; run it first when several hosts share one data_dir.
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.')
@@ -19,6 +19,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  if not FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # TFDS logs every shard at INFO; progress bars remain
   from unet_flax.data import dataset
   try:
     builder = dataset.prepare(FLAGS.config.dataset)
