@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import os
 
+import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
+
+
+def _savable(tree):
+  """pmap returns the state replicated over this host's devices only, which Orbax writes only
+  in a single process. Across processes every host holds the same state: save host copies
+  (Orbax writes numpy leaves from the primary process) and restore into numpy likewise."""
+  return tree if jax.process_count() == 1 else jax.device_get(tree)
 
 
 class CheckpointNotFoundError(FileNotFoundError):
@@ -39,7 +47,7 @@ class Manager:
 
   def save(self, step: int, state, iter_state: dict, metrics: dict | None = None) -> None:
     self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data_iter=ocp.args.JsonSave(iter_state)),
+        state=ocp.args.StandardSave(_savable(state)), data_iter=ocp.args.JsonSave(iter_state)),
         metrics=metrics)
 
   def resolve(self, which: str) -> int:
@@ -61,7 +69,7 @@ class Manager:
     """(state, iterator state) at `which`; `template_state` gives structure, dtypes and devices."""
     step = self.resolve(which)
     restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(template_state), data_iter=ocp.args.JsonRestore()))
+        state=ocp.args.StandardRestore(_savable(template_state)), data_iter=ocp.args.JsonRestore()))
     return restored['state'], restored['data_iter']
 
   def close(self):

@@ -130,7 +130,10 @@ def pmap_steps(loss_fn, config, mirror_label_map):
   replicated (in_axes/out_axes None) and donated to the train step."""
   train = jax.pmap(functools.partial(train_step, loss_fn=loss_fn, config=config,
                                      mirror_label_map=jnp.asarray(mirror_label_map)),
-                   axis_name=AXIS, in_axes=(None, 0), out_axes=(None, None, None), donate_argnums=(0,))
+                   axis_name=AXIS, in_axes=(None, 0), out_axes=(None, None, None),
+                   # Across processes, pmap hands the donated replicated state back as the
+                   # output's buffers and then frees them ("Array has been deleted").
+                   donate_argnums=(0,) if jax.process_count() == 1 else ())
   evaluate = jax.pmap(functools.partial(eval_step, loss_fn=loss_fn, config=config),
                       axis_name=AXIS, in_axes=(None, 0), out_axes=None)
   return train, evaluate
