@@ -33,6 +33,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
   if FLAGS.coordinator_address:
     import jax
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU hosts; GPUs use NCCL
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   from unet_flax import plots, train  # after flag parsing: keeps --help fast
   from unet_flax.checkpoints import CheckpointNotFoundError

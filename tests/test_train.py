@@ -80,6 +80,12 @@ def _metrics(logits, labels, valid):
   return metrics_lib.to_host(m)
 
 
+def test_binary_dice_is_one_when_split_has_no_target_and_no_false_positive():
+  got = metrics_lib.summarize(_metrics(np.full((2, 4, 4, 1), -5.0, np.float32), np.zeros((2, 4, 4), np.int32),
+                                       np.array([True, True])), ('eyeglasses',))
+  assert got['dice'] == 1.0 and got['iou'] == 1.0 and got['accuracy'] == 1.0
+
+
 def test_binary_metrics_are_dataset_level_counts_and_ignore_padding():
   rng = np.random.default_rng(1)
   logits = rng.normal(0, 1, (6, 8, 8, 1)).astype(np.float32)
@@ -112,7 +118,8 @@ def test_face_parsing_metrics_per_class_and_mean_f1():
   assert got['f1/skin'] == pytest.approx(2 / 3) and got['f1/nose'] == pytest.approx(2 / 3)
   assert got['iou/nose'] == pytest.approx(0.5) and got['f1/background'] == 1.0
   assert got['accuracy'] == pytest.approx(0.75)
-  assert got['mean_f1'] == pytest.approx((2 / 3 * 2 + 16) / 18)
+  assert got['f1/hat'] is None  # neither labelled nor predicted: not a perfect score
+  assert got['mean_f1'] == pytest.approx(2 / 3)  # over the parts present: skin and nose
 
 
 def _test_cfg(data_dir, **overrides):

@@ -46,9 +46,9 @@ class ConfusionCounts(clu_metrics.Metric):
   def compute(self):
     tp, fp, fn = (np.asarray(a, np.float64) for a in (self.tp, self.fp, self.fn))
     with np.errstate(divide='ignore', invalid='ignore'):
-      # An empty class (no prediction, no label) counts as perfect, as is usual for Dice.
-      f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 1.0)
-      iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), 1.0)
+      # NaN where a class is neither labelled nor predicted anywhere: `summarize` decides.
+      f1 = 2 * tp / (2 * tp + fp + fn)
+      iou = tp / (tp + fp + fn)
       precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
       recall = np.where(tp + fn > 0, tp / (tp + fn), 1.0)
     return {'f1': f1, 'iou': iou, 'precision': precision, 'recall': recall,
@@ -74,20 +74,24 @@ def to_host(metrics: SegmentationMetrics) -> SegmentationMetrics:
   return jax.tree.map(lambda x: np.asarray(jax.device_get(x), np.float64), metrics)
 
 
-def summarize(metrics: SegmentationMetrics, class_names: Sequence[str]) -> dict[str, float]:
-  """Flat, JSON-ready scalars. Binary: the target class; face parsing: per class and means."""
+def summarize(metrics: SegmentationMetrics, class_names: Sequence[str]) -> dict:
+  """Flat, JSON-ready values. Binary: the target class, where a split with no target and no
+  false positive scores 1.0. Face parsing: per class (None for a class neither labelled nor
+  predicted in the split) and means over the non-background classes present."""
   computed = metrics.compute()
   counts = computed['counts']
   out = {'loss': float(computed['loss']), 'accuracy': float(counts['accuracy'])}
   if len(class_names) == 1:
     out['bce'] = float(computed['cross_entropy'])
-    out.update({k: float(counts[k][1]) for k in ('f1', 'iou', 'precision', 'recall')})
+    out.update({k: float(np.nan_to_num(counts[k][1], nan=1.0)) for k in ('f1', 'iou', 'precision', 'recall')})
     out['dice'] = out.pop('f1')
     return out
   out['cross_entropy'] = float(computed['cross_entropy'])
-  out['mean_f1'] = float(np.mean(counts['f1'][1:]))
-  out['mean_iou'] = float(np.mean(counts['iou'][1:]))
+  present = ~np.isnan(counts['f1'][1:])
+  out['mean_f1'] = float(np.mean(counts['f1'][1:][present])) if present.any() else 0.0
+  out['mean_iou'] = float(np.mean(counts['iou'][1:][present])) if present.any() else 0.0
   for i, name in enumerate(class_names):
-    out[f'f1/{name}'] = float(counts['f1'][i])
-    out[f'iou/{name}'] = float(counts['iou'][i])
+    absent = np.isnan(counts['f1'][i])
+    out[f'f1/{name}'] = None if absent else float(counts['f1'][i])
+    out[f'iou/{name}'] = None if absent else float(counts['iou'][i])
   return out

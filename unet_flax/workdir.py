@@ -93,7 +93,7 @@ class MetricWriter:
     with open(self._path, 'a') as f:
       f.write(json.dumps({'step': step, 'split': split, **scalars}) + '\n')
     if self._tb is not None:
-      self._tb.write_scalars(step, {f'{split}/{k}': v for k, v in scalars.items()})
+      self._tb.write_scalars(step, {f'{split}/{k}': v for k, v in scalars.items() if v is not None})
 
   def write_images(self, step: int, images: dict) -> None:
     if self._active and self._tb is not None:
