@@ -23,6 +23,7 @@ flags.DEFINE_list('what', ['build', 'pipeline', 'augment'], 'Which benchmarks to
 flags.DEFINE_integer('build_images', 300, 'Images in the CelebAMask-HQ-shaped tree for `build`.')
 flags.DEFINE_string('data_dir', '~/tensorflow_datasets', 'Where the synthetic dataset is (built if absent).')
 flags.DEFINE_string('target', 'eyeglasses', 'Training target for `pipeline`.')
+flags.DEFINE_integer('threads', 1, 'Grain read threads for `pipeline` (0: read in the main thread).')
 flags.DEFINE_integer('batch_size', 64, 'Batch size for pipeline and augment.')
 flags.DEFINE_integer('batches', 40, 'Batches timed for pipeline and augment.')
 FLAGS = flags.FLAGS
@@ -75,13 +76,13 @@ def bench_pipeline():
   from unet_flax.data import parts, pipeline
   split = _synthetic_split()
   target = parts.TargetMaker(FLAGS.target, split.part_names)
-  it = pipeline.train_iterator(split, target, global_batch_size=FLAGS.batch_size, seed=0, threads=1)
+  it = pipeline.train_iterator(split, target, global_batch_size=FLAGS.batch_size, seed=0, threads=FLAGS.threads)
   next(it)
   start = time.perf_counter()
   for _ in range(FLAGS.batches):
     next(it)
   rate = FLAGS.batches * FLAGS.batch_size / (time.perf_counter() - start)
-  print(f'pipeline (host: read, decode, {FLAGS.target} target, batch; 1 thread): {rate:.0f} images/s '
+  print(f'pipeline (host: read, decode, {FLAGS.target} target, batch; {FLAGS.threads} Grain threads): {rate:.0f} images/s '
         f'(affinity: {len(os.sched_getaffinity(0))} core(s))')
 
 

@@ -36,23 +36,23 @@ def pack(parts: np.ndarray) -> bytes:
 
 
 def planes(data: bytes, size: int, num_parts: int, needed=None) -> np.ndarray:
-  """Serialized bytes -> packed planes, uint8 (size, size, num_bytes).
-
-  Only the byte-planes in `needed` (default: all) are inflated; the others stay zero.
-  """
+  """Serialized bytes -> packed planes, uint8 (num_bytes, size, size), plane-major so each
+  plane is contiguous. Only the planes in `needed` (default: all) are inflated; the
+  others stay zero."""
   count = num_bytes(num_parts)
   lengths = np.frombuffer(data, '<u4', count)
-  out = np.zeros((size, size, count), np.uint8)
+  out = np.zeros((count, size, size), np.uint8)
   start = 4 * count
   for b, length in enumerate(lengths.tolist()):
     if needed is None or b in needed:
-      out[..., b] = np.frombuffer(zlib.decompress(data[start:start + length]), np.uint8).reshape(size, size)
+      out[b] = np.frombuffer(zlib.decompress(data[start:start + length]), np.uint8).reshape(size, size)
     start += length
   return out
 
 
 def unpack(packed: np.ndarray, num_parts: int) -> np.ndarray:
-  return np.unpackbits(packed, axis=-1, count=num_parts)
+  """Plane-major packed planes -> (size, size, num_parts) 0/1 uint8."""
+  return np.unpackbits(np.moveaxis(packed, 0, -1), axis=-1, count=num_parts)
 
 
 class BitPackedMasks(tfds.features.Tensor):

@@ -128,12 +128,15 @@ class TargetMaker:
     if self.target == FACE_PARSING:
       # The painted class is the one painted last among the parts present: take, per byte,
       # the highest paint rank of its set bits through a 256-entry table, then the maximum.
-      ranks = np.max([lut[planes[..., b]] for b, lut in enumerate(self._rank_luts)], axis=0)
-      return self._class_of_rank[ranks]
-    hit = np.zeros(planes.shape[:2], bool)
+      ranks = np.take(self._rank_luts[0], planes[0])
+      for b in range(1, len(self._rank_luts)):
+        np.maximum(ranks, np.take(self._rank_luts[b], planes[b]), out=ranks)
+      return np.take(self._class_of_rank, ranks)
+    bits = None
     for byte, mask in self._byte_masks.items():
-      hit |= (planes[..., byte] & mask) != 0
-    return hit.astype(np.uint8)
+      hit = np.bitwise_and(planes[byte], mask)
+      bits = hit if bits is None else np.bitwise_or(bits, hit, out=bits)
+    return np.minimum(bits, 1)  # any selected bit set -> 1
 
   def __call__(self, parts: np.ndarray) -> np.ndarray:
     if self.target == FACE_PARSING:
