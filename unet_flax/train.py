@@ -12,7 +12,6 @@ import logging
 import time
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np

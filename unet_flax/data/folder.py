@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 
-import numpy as np
 
 from unet_flax.data.celebamask_hq import DatasetLayoutError, load_mask, load_rgb, ordered_parallel_map
 
