@@ -49,6 +49,13 @@ def probabilities(logits):
   return jax.nn.softmax(logits, axis=-1)
 
 
+def predicted_labels(logits):
+  """[B, H, W] label map: logit > 0 for a binary target, argmax over classes otherwise."""
+  if logits.shape[-1] == 1:
+    return (logits[..., 0] > 0).astype(jnp.int32)
+  return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+
 def soft_dice(logits, labels, weights):
   """1 - soft Dice; binary: the target class; multi-class: mean over non-background classes."""
   probs = probabilities(logits)

@@ -28,7 +28,7 @@ class ConfusionCounts(clu_metrics.Metric):
   @classmethod
   def from_model_output(cls, *, logits, labels, mask, **_):
     num = max(2, logits.shape[-1])
-    pred = (logits[..., 0] > 0).astype(jnp.int32) if logits.shape[-1] == 1 else jnp.argmax(logits, -1)
+    pred = losses.predicted_labels(logits)
     w = mask.astype(jnp.float32)[:, None, None, None]
     p, y = jax.nn.one_hot(pred, num), jax.nn.one_hot(labels, num)
     tp = jnp.sum(p * y * w, axis=(0, 1, 2))

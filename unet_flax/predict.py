@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from unet_flax import checkpoints, model as model_lib, train
+from unet_flax import checkpoints, losses, model as model_lib, train
 from unet_flax.data import parts as parts_lib
 
 
@@ -43,10 +43,7 @@ class Predictor:
                                          image_size=self.config.model.image_size))
 
   def labels(self, images: np.ndarray) -> np.ndarray:
-    logits = self.logits(images)
-    if self.num_classes == 1:
-      return (logits[..., 0] > 0).astype(np.uint8)
-    return np.argmax(logits, -1).astype(np.uint8)
+    return np.asarray(losses.predicted_labels(self.logits(images))).astype(np.uint8)
 
   def __call__(self, pil_images: list[Image.Image]) -> list[np.ndarray]:
     """Label maps (uint8, at each image's original size) for PIL images of any mode."""
@@ -67,12 +64,9 @@ class Predictor:
 
 def predict_test_examples(config, workdir: str, num_examples: int, checkpoint: str = 'best'):
   """(images, labels, predictions, num_classes) for the first test examples, at model size."""
-  from unet_flax import augment
   from unet_flax.data import dataset as dataset_lib, pipeline
   predictor = Predictor(workdir, checkpoint, config)
   split = pipeline.open_split(dataset_lib.make_builder(config.dataset), 'test')
   target = parts_lib.TargetMaker(config.target, split.part_names, config.get('painting_order') or None)
-  images, labels = split.examples(target, range(min(num_examples, len(split))))
-  images, labels = (np.asarray(a) for a in augment.resize(jnp.asarray(images), jnp.asarray(labels),
-                                                          config.model.image_size))
+  images, labels = train.examples_at_model_size(split, target, num_examples, config.model.image_size)
   return images, labels, predictor.labels(images), predictor.num_classes

@@ -149,14 +149,18 @@ def evaluate(p_eval_step, state, split, target_maker, config) -> metrics_lib.Seg
   return total
 
 
+def examples_at_model_size(split, target_maker, count: int, image_size: int):
+  """The first `count` examples of a split as (float images, labels) resized to the model input."""
+  images, labels = split.examples(target_maker, range(min(count, len(split))))
+  return tuple(np.asarray(a) for a in augment.resize(images, labels, image_size))
+
+
 def prediction_strip(state, split, target_maker, config, count: int = 4) -> np.ndarray:
   """[count, H, 3W, 3] uint8: image | ground truth | prediction, for TensorBoard."""
   from unet_flax import plots
-  images, labels = split.examples(target_maker, range(min(count, len(split))))
-  images, labels = (np.asarray(a) for a in augment.resize(images, labels, config.model.image_size))
-  logits = np.asarray(predict_step(state, images, image_size=config.model.image_size))
-  preds = (logits[..., 0] > 0).astype(np.uint8) if logits.shape[-1] == 1 else logits.argmax(-1)
-  k = logits.shape[-1]
+  images, labels = examples_at_model_size(split, target_maker, count, config.model.image_size)
+  logits = predict_step(state, images, image_size=config.model.image_size)
+  preds, k = np.asarray(losses.predicted_labels(logits)), logits.shape[-1]
   return np.stack([np.concatenate([(im * 255).astype(np.uint8), plots.colourize(y, k), plots.colourize(p, k)], 1)
                    for im, y, p in zip(images, labels, preds)])
 
@@ -209,7 +213,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     logging.info('Resumed from step %d in %s.', int(state.step), workdir)
   validation = exp.split('validation')
   step = int(state.step)
-  progress = workdir_lib.Progress(exp.total_steps, writer, start_step=step)
+  progress = workdir_lib.Progress(exp.total_steps, start_step=step)
   train_metrics, all_finite, last_eval = None, True, {}
   start = time.time()
   while step < exp.total_steps:

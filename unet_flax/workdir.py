@@ -106,10 +106,10 @@ class MetricWriter:
 
 
 class Progress:
-  """Steps/s and ETA in the log every ~30 s (process 0 only)."""
+  """Prints steps/s and ETA every ~30 s and at the last step (process 0 only)."""
 
-  def __init__(self, total_steps: int, writer: MetricWriter, start_step: int = 0, every_seconds=30.0):
-    self.total, self.writer, self.every = total_steps, writer, every_seconds
+  def __init__(self, total_steps: int, start_step: int = 0, every_seconds=30.0):
+    self.total, self.every = total_steps, every_seconds
     self._t0 = self._last = time.time()
     self._step0 = start_step
 
