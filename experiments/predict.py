@@ -41,7 +41,7 @@ def main(argv):
   import numpy as np
   from PIL import Image
 
-  from unet_flax import plots
+  from unet_flax import pictures
   from unet_flax.checkpoints import CheckpointNotFoundError
   from unet_flax.predict import Predictor, predict_test_examples
 
@@ -54,11 +54,11 @@ def main(argv):
   k = predictor.num_classes
 
   def save(stem, image, label, truth=None):
-    mask = plots.colourize(label, k) if k > 1 else (label * 255).astype(np.uint8)
+    mask = pictures.colourize(label, k) if k > 1 else (label * 255).astype(np.uint8)
     Image.fromarray(mask).save(os.path.join(output, f'{stem}_mask.png'))
-    panels = [plots.overlay(image, label, k)]
+    panels = [pictures.overlay(image, label, k)]
     if truth is not None:
-      panels.append(plots.overlay(image, truth, k))
+      panels.append(pictures.overlay(image, truth, k))
     Image.fromarray(np.concatenate(panels, axis=1)).save(os.path.join(output, f'{stem}_overlay.png'))
 
   if FLAGS.from_test_split:

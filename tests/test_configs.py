@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from unet_flax import losses, model as model_lib, train
+from unet_flax import losses, model as model_lib, steps
 from unet_flax.data import parts as parts_lib
 from unet_flax.data.face_segmentation import Builder
 
@@ -32,14 +32,14 @@ def test_config_builds_and_traces(name):
   target = parts_lib.TargetMaker(cfg.target, part_names, cfg.painting_order or None)
   model = model_lib.from_config(cfg.model, target.num_classes)
   loss_fn = losses.make_loss(cfg.loss)
-  tx = train.make_optimizer(cfg.optimizer, 1000)
+  tx = steps.make_optimizer(cfg.optimizer, 1000)
   size = cfg.model.image_size
-  state = jax.eval_shape(lambda: train.create_train_state(jax.random.key(0), model, size, tx))
+  state = jax.eval_shape(lambda: steps.create_train_state(jax.random.key(0), model, size, tx))
   batch = {'image': jax.ShapeDtypeStruct((1, 2, 256, 256, 3), jnp.float32),
            'label': jax.ShapeDtypeStruct((1, 2, 256, 256), jnp.uint8)}
-  step = jax.vmap(functools.partial(train.train_step, loss_fn=loss_fn, config=cfg,
+  step = jax.vmap(functools.partial(steps.train_step, loss_fn=loss_fn, config=cfg,
                                     mirror_label_map=jnp.asarray(target.mirror_label_map)),
-                  in_axes=(None, 0), axis_name=train.AXIS)
+                  in_axes=(None, 0), axis_name=steps.AXIS)
   new_state, _, health = jax.eval_shape(step, state, batch)
   # vmap stacks its one-element axis onto the outputs.
   assert jax.tree.map(lambda a: a.shape[1:], new_state.params) == jax.tree.map(lambda a: a.shape, state.params)

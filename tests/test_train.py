@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from configs import test as test_config
-from unet_flax import checkpoints, losses, metrics as metrics_lib, model as model_lib, train
+from unet_flax import checkpoints, losses, metrics as metrics_lib, model as model_lib, steps, train
 from unet_flax.data import parts as parts_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -141,12 +141,12 @@ def test_pmapped_step_on_4_devices_equals_one_device_on_whole_batch(synthetic_da
   state = exp.initial_state()
   rng = np.random.default_rng(0)
   batch = {'image': rng.random((8, 64, 64, 3), np.float32), 'label': (rng.random((8, 64, 64)) < 0.2).astype(np.uint8)}
-  step = functools.partial(train.train_step, loss_fn=exp.loss_fn, config=cfg,
+  step = functools.partial(steps.train_step, loss_fn=exp.loss_fn, config=cfg,
                            mirror_label_map=jnp.asarray(exp.target.mirror_label_map))
 
   def run(devices):
     n = len(devices)
-    p = jax.pmap(step, axis_name=train.AXIS, in_axes=(None, 0), out_axes=(None, None, None), devices=devices)
+    p = jax.pmap(step, axis_name=steps.AXIS, in_axes=(None, 0), out_axes=(None, None, None), devices=devices)
     sharded = jax.tree.map(lambda x: x.reshape((n, 8 // n) + x.shape[1:]), batch)
     new_state, m, health = p(state, sharded)
     return new_state, metrics_lib.summarize(metrics_lib.to_host(m), exp.class_names), health

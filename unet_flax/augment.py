@@ -3,8 +3,9 @@
 Every geometric augmentation (flip, scale, crop offset, rotation) is one affine
 map drawn once per example and applied to both image (bilinear) and label
 (nearest neighbour), so they never disagree. A horizontal flip also relabels
-left/right parts through `mirror_label_map`. Randomness comes from a key folded
-with the step and the device index, so a resumed run draws the same numbers.
+left/right parts through `mirror_label_map`. Each example's randomness comes from
+the step's key folded with the example's global index in the batch, so a resumed
+run draws the same numbers and so does a run on any number of devices or hosts.
 """
 
 from __future__ import annotations
@@ -62,9 +63,15 @@ def _colour_jitter(key, image, cfg):
   return jnp.clip(image, 0.0, 1.0)
 
 
+def example_keys(key: jax.Array, batch_size: int, offset=0) -> jax.Array:
+  """One key per example, from `key` and the example's global index `offset + i`."""
+  return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(batch_size))
+
+
 def augment(key: jax.Array, images: jax.Array, labels: jax.Array, cfg,
-            mirror_label_map: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Augments a [B, H, W, 3] float batch and its [B, H, W] labels; cfg is config.augment."""
-  keys = jax.random.split(key, images.shape[0])
+            mirror_label_map: jax.Array, offset=0) -> tuple[jax.Array, jax.Array]:
+  """Augments a [B, H, W, 3] float batch and its [B, H, W] labels; cfg is config.augment.
+  `offset` is the global index of the first example (this device's slice of the batch)."""
+  keys = example_keys(key, images.shape[0], offset)
   warp = jax.vmap(lambda k, i, l: _warp_one(k, i, l, cfg, mirror_label_map))
   return warp(keys, images, labels)

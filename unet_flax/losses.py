@@ -2,8 +2,14 @@
 
 Binary targets: logits [B, H, W, 1], labels [B, H, W] in {0, 1}.
 Face parsing: logits [B, H, W, K], labels [B, H, W] class ids.
-`weights` [B] is 1 for real examples and 0 for padding. Soft Dice is computed
-from sums over the (per-device) batch.
+`weights` [B] is 1 for real examples and 0 for padding.
+
+Every loss is a loss of the global batch. Called with `axis_name` inside a
+pmapped step, each device holds a slice of the batch and the sums behind a mean
+or a Dice go through `batch_sum`: the value is the global sum and the gradients
+are scaled so that averaging the devices' gradients (`pmean`) gives exactly the
+gradient of the global-batch loss. So the objective, and with it training, does
+not depend on how many devices share the batch.
 """
 
 from __future__ import annotations
@@ -14,31 +20,45 @@ import jax.numpy as jnp
 EPS = 1.0  # Dice smoothing, in pixels
 
 
-def _mean(per_pixel, weights):
+def batch_sum(x, axis_name=None):
+  """Sum over the devices of `axis_name` (identity when None), differentiable per device.
+
+  The value is psum(x). The gradient reaching this device's `x` is multiplied by the
+  device count, because the train step averages gradients over devices: the mean of the
+  devices' gradients is then the gradient of the loss of the summed values.
+  """
+  if axis_name is None:
+    return x
+  n = jax.lax.psum(1, axis_name)
+  return jax.lax.stop_gradient(jax.lax.psum(x, axis_name)) + n * (x - jax.lax.stop_gradient(x))
+
+
+def _mean(per_pixel, weights, axis_name=None):
   per_example = per_pixel.reshape(per_pixel.shape[0], -1).mean(axis=1)
-  return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+  total = batch_sum(jnp.sum(per_example * weights), axis_name)
+  return total / jnp.maximum(jax.lax.stop_gradient(batch_sum(jnp.sum(weights), axis_name)), 1.0)
 
 
-def bce(logits, labels, weights, pos_weight=1.0):
+def bce(logits, labels, weights, pos_weight=1.0, axis_name=None):
   x, y = logits[..., 0], labels.astype(jnp.float32)
   # -[w y log s(x) + (1 - y) log(1 - s(x))] with log s(x) = -softplus(-x).
   per_pixel = pos_weight * y * jax.nn.softplus(-x) + (1 - y) * jax.nn.softplus(x)
-  return _mean(per_pixel, weights)
+  return _mean(per_pixel, weights, axis_name)
 
 
-def focal(logits, labels, weights, gamma=2.0, alpha=0.25):
+def focal(logits, labels, weights, gamma=2.0, alpha=0.25, axis_name=None):
   x, y = logits[..., 0], labels.astype(jnp.float32)
   p = jax.nn.sigmoid(x)
   ce = y * jax.nn.softplus(-x) + (1 - y) * jax.nn.softplus(x)
   p_t = y * p + (1 - y) * (1 - p)
   alpha_t = y * alpha + (1 - y) * (1 - alpha)
-  return _mean(alpha_t * (1 - p_t) ** gamma * ce, weights)
+  return _mean(alpha_t * (1 - p_t) ** gamma * ce, weights, axis_name)
 
 
-def softmax_cross_entropy(logits, labels, weights):
+def softmax_cross_entropy(logits, labels, weights, axis_name=None):
   log_p = jax.nn.log_softmax(logits, axis=-1)
   per_pixel = -jnp.take_along_axis(log_p, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
-  return _mean(per_pixel, weights)
+  return _mean(per_pixel, weights, axis_name)
 
 
 def probabilities(logits):
@@ -56,32 +76,36 @@ def predicted_labels(logits):
   return jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
 
-def soft_dice(logits, labels, weights):
-  """1 - soft Dice; binary: the target class; multi-class: mean over non-background classes."""
+def soft_dice(logits, labels, weights, axis_name=None):
+  """1 - soft Dice of the whole (global) batch; binary: the target class; multi-class: mean
+  over non-background classes."""
   probs = probabilities(logits)
   onehot = jax.nn.one_hot(labels, probs.shape[-1])
   w = weights[:, None, None, None]
-  inter = jnp.sum(probs * onehot * w, axis=(0, 1, 2))[1:]
-  total = jnp.sum((probs + onehot) * w, axis=(0, 1, 2))[1:]
+  inter = batch_sum(jnp.sum(probs * onehot * w, axis=(0, 1, 2))[1:], axis_name)
+  total = batch_sum(jnp.sum((probs + onehot) * w, axis=(0, 1, 2))[1:], axis_name)
   return 1.0 - jnp.mean((2 * inter + EPS) / (total + EPS))
 
 
-def cross_entropy(logits, labels, weights, pos_weight=1.0):
+def cross_entropy(logits, labels, weights, pos_weight=1.0, axis_name=None):
   if logits.shape[-1] == 1:
-    return bce(logits, labels, weights, pos_weight)
-  return softmax_cross_entropy(logits, labels, weights)
+    return bce(logits, labels, weights, pos_weight, axis_name)
+  return softmax_cross_entropy(logits, labels, weights, axis_name)
 
 
 def make_loss(loss_cfg):
-  """The loss named by config.loss: bce | dice | bce_dice | focal | cross_entropy."""
+  """The loss named by config.loss: bce | dice | bce_dice | focal | cross_entropy.
+
+  The result is called as loss(logits, labels, weights, axis_name=None)."""
   name, pos_weight = loss_cfg.name, loss_cfg.get('pos_weight', 1.0)
+  gamma, alpha = loss_cfg.get('focal_gamma', 2.0), loss_cfg.get('focal_alpha', 0.25)
   losses = {
-      'bce': lambda l, y, w: bce(l, y, w, pos_weight),
-      'cross_entropy': lambda l, y, w: cross_entropy(l, y, w, pos_weight),
+      'bce': lambda l, y, w, axis_name=None: bce(l, y, w, pos_weight, axis_name),
+      'cross_entropy': lambda l, y, w, axis_name=None: cross_entropy(l, y, w, pos_weight, axis_name),
       'dice': soft_dice,
-      'bce_dice': lambda l, y, w: cross_entropy(l, y, w, pos_weight) + soft_dice(l, y, w),
-      'focal': lambda l, y, w: focal(l, y, w, loss_cfg.get('focal_gamma', 2.0),
-                                      loss_cfg.get('focal_alpha', 0.25)),
+      'bce_dice': lambda l, y, w, axis_name=None: (cross_entropy(l, y, w, pos_weight, axis_name)
+                                                   + soft_dice(l, y, w, axis_name)),
+      'focal': lambda l, y, w, axis_name=None: focal(l, y, w, gamma, alpha, axis_name),
   }
   if name not in losses:
     raise ValueError(f'config.loss.name={name!r}: use one of {sorted(losses)}.')

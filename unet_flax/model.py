@@ -1,6 +1,9 @@
 """The U-Net (Flax linen). Defaults are seed 000's: 64..1024 features, 31,031,745 parameters.
 
-The model returns logits; sigmoid/softmax live in the losses and metrics.
+The model returns logits; sigmoid/softmax live in the losses and metrics. In
+training, batch norm statistics are synchronised over the `axis_name` devices and
+dropout masks are drawn per example from its global index, so a batch split over
+any number of devices computes the same function.
 Inputs whose sides are not multiples of 2**depth are padded and the output
 cropped back, so 178x218 CelebA crops work.
 """
@@ -14,25 +17,73 @@ import jax
 import jax.numpy as jnp
 
 
+class ExampleDropout(nn.Module):
+  """Dropout whose mask for example i comes from (rng, global index of i): the same masks
+  whether the batch sits on one device or is split over many (`axis_name`)."""
+  rate: float
+  axis_name: str | None = 'batch'
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    if not train or self.rate == 0:
+      return x
+    rng = self.make_rng('dropout')
+    offset = jax.lax.axis_index(self.axis_name) * x.shape[0] if self.axis_name else 0
+    keep = jax.vmap(lambda i: jax.random.bernoulli(jax.random.fold_in(rng, i), 1 - self.rate, x.shape[1:]))(
+        offset + jnp.arange(x.shape[0]))
+    return jnp.where(keep, x / (1 - self.rate), 0).astype(x.dtype)
+
+
+class UpConv2x2(nn.Module):
+  """2x2, stride-2 transposed convolution, written as one matmul and a depth-to-space.
+
+  The same function and parameters (kernel [2, 2, in, out], bias) as
+  `nn.ConvTranspose(features, (2, 2), strides=(2, 2))`, so checkpoints are
+  interchangeable. As a convolution, XLA:CPU computes its kernel gradient as a
+  dilated convolution with a window the size of the image, which took a quarter of
+  the CPU train step (docs/benchmarks.md); as a matmul every gradient is a matmul.
+  """
+  features: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (2, 2, x.shape[-1], self.features))
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    b, h, w, _ = x.shape
+    # ConvTranspose does not flip its kernel: output pixel (2h + i, 2w + j) uses tap (1 - i, 1 - j).
+    y = jnp.einsum('bhwc,ijcd->bhiwjd', x, kernel[::-1, ::-1])
+    return y.reshape(b, 2 * h, 2 * w, self.features) + bias
+
+
+def max_pool_2x2(x):
+  """2x2 max-pool as a reshape and a max. Its gradient is an elementwise mask, where
+  `nn.max_pool`'s select-and-scatter became iota, reduce-window and scatter on XLA:CPU."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
 class ConvBlock(nn.Module):
   """Two 3x3 convolutions, each followed by optional normalisation and ReLU."""
   features: int
   norm: str = 'none'  # none | batch | group
   dropout: float = 0.0
   dtype: Any = jnp.float32
+  axis_name: str | None = 'batch'  # the device axis of the train step
 
   @nn.compact
   def __call__(self, x, train: bool):
     for _ in range(2):
       x = nn.Conv(self.features, (3, 3), padding='SAME', use_bias=self.norm == 'none', dtype=self.dtype)(x)
       if self.norm == 'batch':
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, axis_name='batch' if train else None,
-                         dtype=self.dtype)(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                         axis_name=self.axis_name if train else None, dtype=self.dtype)(x)
       elif self.norm == 'group':
         x = nn.GroupNorm(num_groups=min(32, self.features // 4) or 1, dtype=self.dtype)(x)
       x = nn.relu(x)
     if self.dropout:
-      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+      x = ExampleDropout(self.dropout, self.axis_name)(x, train)
     return x
 
 
@@ -44,6 +95,7 @@ class UNet(nn.Module):
   dropout: float = 0.0
   upsample: str = 'transpose'  # transpose | resize
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
+  axis_name: str | None = 'batch'  # the device axis of the train step (None: not under pmap)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -53,25 +105,26 @@ class UNet(nn.Module):
     if pad_h or pad_w:
       x = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
     x = x.astype(self.dtype)
-    block = lambda f, name: ConvBlock(f, self.norm, self.dropout, self.dtype, name=name)
+    block = lambda f, name: ConvBlock(f, self.norm, self.dropout, self.dtype, self.axis_name, name=name)
     skips = []
     for level in range(self.depth):
       x = block(self.base_features * 2 ** level, f'down_{level}')(x, train)
       skips.append(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = max_pool_2x2(x)
     x = block(self.base_features * 2 ** self.depth, 'bottleneck')(x, train)
     for level in reversed(range(self.depth)):
       features = self.base_features * 2 ** level
       if self.upsample == 'transpose':
-        x = nn.ConvTranspose(features, (2, 2), strides=(2, 2), dtype=self.dtype, name=f'up_{level}')(x)
+        x = UpConv2x2(features, self.dtype, name=f'up_{level}')(x)
       else:
         b, hh, ww, c = x.shape
         x = jax.image.resize(x, (b, hh * 2, ww * 2, c), 'bilinear')
         x = nn.Conv(features, (3, 3), padding='SAME', dtype=self.dtype, name=f'up_{level}')(x)
       x = jnp.concatenate([x, skips[level]], axis=-1)
       x = block(features, f'decoder_{level}')(x, train)
-    logits = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype, name='logits')(x)
-    return logits[:, :h, :w].astype(jnp.float32)
+    # The head runs in float32 whatever the compute dtype: logits feed the losses directly.
+    logits = nn.Conv(self.num_classes, (1, 1), dtype=jnp.float32, name='logits')(x.astype(jnp.float32))
+    return logits[:, :h, :w]
 
 
 def from_config(model_cfg, num_classes: int) -> UNet:

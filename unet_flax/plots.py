@@ -12,12 +12,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-# A fixed palette for face-parsing label maps: class 0 (background) is black.
-PALETTE = np.array([[0, 0, 0], [204, 153, 102], [255, 178, 102], [255, 0, 255], [0, 102, 255],
-                    [0, 204, 255], [153, 76, 0], [204, 102, 0], [255, 255, 0], [204, 204, 0],
-                    [102, 0, 153], [255, 51, 102], [204, 0, 51], [51, 26, 0], [0, 153, 76],
-                    [255, 215, 0], [153, 255, 204], [255, 204, 204], [0, 76, 153]], np.uint8)
-
+from unet_flax.pictures import colourize, overlay  # noqa: E402
 
 def read_metrics(workdir: str) -> list[dict]:
   path = os.path.join(workdir, 'metrics.jsonl')
@@ -48,21 +43,6 @@ def training_history(workdir: str) -> str:
   return path
 
 
-def colourize(label: np.ndarray, num_classes: int) -> np.ndarray:
-  """uint8 RGB for a label: white on black for binary, the palette for face parsing."""
-  if num_classes == 1:
-    return np.repeat((label > 0).astype(np.uint8)[..., None] * 255, 3, -1)
-  return PALETTE[label % len(PALETTE)]
-
-
-def overlay(image: np.ndarray, label: np.ndarray, num_classes: int, alpha=0.5) -> np.ndarray:
-  """Image (uint8) with the label tinted over it: red for binary, the palette for face parsing."""
-  colour = np.array([255, 0, 0], np.float32) if num_classes == 1 else colourize(label, num_classes)
-  on = (label > 0)[..., None]
-  out = image.astype(np.float32) * np.where(on, 1 - alpha, 1) + np.where(on, alpha * colour, 0)
-  return out.clip(0, 255).astype(np.uint8)
-
-
 def sample_predictions(workdir: str, images, labels, predictions, num_classes: int) -> str:
   """A grid: one row per example with image, ground truth, prediction and overlay."""
   n = len(images)
@@ -88,7 +68,7 @@ def write_all(workdir: str, config, num_examples: int = 6) -> list[str]:
   """Both pictures for a trained workdir (its best checkpoint, on the test split)."""
   if jax.process_index() != 0:
     return []
-  from unet_flax import predict  # here: plotting the history needs no model
+  from unet_flax import predict  # only here: plotting the history needs no model
   paths = [training_history(workdir)]
   images, labels, preds, num_classes = predict.predict_test_examples(config, workdir, num_examples)
   paths.append(sample_predictions(workdir, images, labels, preds, num_classes))

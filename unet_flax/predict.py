@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from unet_flax import checkpoints, losses, model as model_lib, train
+from unet_flax import checkpoints, losses, model as model_lib, steps
 from unet_flax.data import parts as parts_lib
 
 
@@ -31,15 +31,15 @@ class Predictor:
     self.config = config or load_config(workdir)
     self.num_classes = parts_lib.num_classes(self.config.target)
     model = model_lib.from_config(self.config.model, self.num_classes)
-    tx = train.make_optimizer(self.config.optimizer, max(self.config.num_train_steps, 1))
-    template = train.create_train_state(jax.random.key(0), model, self.config.model.image_size, tx)
+    tx = steps.make_optimizer(self.config.optimizer, max(self.config.num_train_steps, 1))
+    template = steps.create_train_state(jax.random.key(0), model, self.config.model.image_size, tx)
     manager = checkpoints.Manager(workdir, self.config, read_only=True)
     self.state, _ = manager.restore(template, checkpoint)
     self.step = int(self.state.step)
 
   def logits(self, images: np.ndarray) -> np.ndarray:
     """[N, S, S, 3] float images in [0, 1] -> logits at the model's input size."""
-    return np.asarray(train.predict_step(self.state, jnp.asarray(images, jnp.float32),
+    return np.asarray(steps.predict_step(self.state, jnp.asarray(images, jnp.float32),
                                          image_size=self.config.model.image_size))
 
   def labels(self, images: np.ndarray) -> np.ndarray:
@@ -68,5 +68,5 @@ def predict_test_examples(config, workdir: str, num_examples: int, checkpoint: s
   predictor = Predictor(workdir, checkpoint, config)
   split = pipeline.open_split(dataset_lib.make_builder(config.dataset), 'test')
   target = parts_lib.TargetMaker(config.target, split.part_names, config.get('painting_order') or None)
-  images, labels = train.examples_at_model_size(split, target, num_examples, config.model.image_size)
+  images, labels = pipeline.examples_at_model_size(split, target, num_examples, config.model.image_size)
   return images, labels, predictor.labels(images), predictor.num_classes

@@ -7,8 +7,9 @@ so a binary target reads only the planes holding its parts: eyeglasses, eyes and
 their neighbours are all in plane 0. The input pipeline builds training targets
 straight from the packed planes (`TargetMaker.from_planes`), never unpacking.
 
-`BitPackedMasks` is the TFDS feature: users of the dataset still see `parts`
-as uint8 (S, S, P).
+This module is numpy only. The TFDS feature that stores masks this way,
+`BitPackedMasks`, lives with the dataset builder; users of the dataset still see
+`parts` as uint8 (S, S, P).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
-import tensorflow_datasets as tfds
-from tensorflow_datasets.core.utils.lazy_imports_utils import tensorflow as tf
 
 
 def num_bytes(num_parts: int) -> int:
@@ -53,31 +52,3 @@ def planes(data: bytes, size: int, num_parts: int, needed=None) -> np.ndarray:
 def unpack(packed: np.ndarray, num_parts: int) -> np.ndarray:
   """Plane-major packed planes -> (size, size, num_parts) 0/1 uint8."""
   return np.unpackbits(np.moveaxis(packed, 0, -1), axis=-1, count=num_parts)
-
-
-class BitPackedMasks(tfds.features.Tensor):
-  """uint8 (S, S, P) 0/1 masks, serialized as zlib-compressed bit-planes."""
-
-  def __init__(self, *, shape, doc=None):
-    super().__init__(shape=shape, dtype=np.uint8, encoding='zlib', doc=doc)
-
-  def encode_example(self, example_data):
-    parts = np.asarray(example_data)
-    if parts.shape != tuple(self.shape):
-      raise ValueError(f'parts shape {parts.shape} != {tuple(self.shape)}')
-    if parts.dtype != np.uint8 or parts.max(initial=0) > 1:
-      raise ValueError('parts must be uint8 with values 0/1')
-    return pack(parts)
-
-  def decode_example_np(self, example_data):
-    size, _, num_parts = self.shape
-    if isinstance(example_data, np.ndarray):  # a 0-d object array from tf.numpy_function
-      example_data = example_data.item()
-    return unpack(planes(bytes(example_data), size, num_parts), num_parts)
-
-  def decode_example(self, tfexample_data):
-    """TensorFlow path (`as_dataset`): the NumPy decoder inside the graph."""
-    parts = tf.numpy_function(lambda b: self.decode_example_np(b), [tfexample_data], tf.uint8,
-                              stateful=False)
-    parts.set_shape(self.shape)
-    return parts

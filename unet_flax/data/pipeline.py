@@ -21,6 +21,7 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
+from unet_flax import augment
 from unet_flax.data import bitplanes, parts as parts_lib
 
 
@@ -133,3 +134,9 @@ def eval_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_b
     valid = np.zeros(host_batch, bool)
     valid[:len(chunk)] = True
     yield _stack(chunk + [blank] * (host_batch - len(chunk)), devices, host_batch, valid)
+
+
+def examples_at_model_size(split, target_maker, count: int, image_size: int):
+  """The first `count` examples of a split as (float images, labels) resized to the model input."""
+  images, labels = split.examples(target_maker, range(min(count, len(split))))
+  return tuple(np.asarray(a) for a in augment.resize(images, labels, image_size))

@@ -16,8 +16,10 @@ import io
 import os
 import sys
 
+import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
+from tensorflow_datasets.core.utils.lazy_imports_utils import tensorflow as tf
 
 # `tfds build <this folder>` imports this file by path; make the package importable.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -25,6 +27,34 @@ if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
 from unet_flax.data import bitplanes, celebamask_hq, folder, parts as parts_lib, synthetic  # noqa: E402
+
+class BitPackedMasks(tfds.features.Tensor):
+  """uint8 (S, S, P) 0/1 masks, serialized as zlib-compressed bit-planes."""
+
+  def __init__(self, *, shape, doc=None):
+    super().__init__(shape=shape, dtype=np.uint8, encoding='zlib', doc=doc)
+
+  def encode_example(self, example_data):
+    parts = np.asarray(example_data)
+    if parts.shape != tuple(self.shape):
+      raise ValueError(f'parts shape {parts.shape} != {tuple(self.shape)}')
+    if parts.dtype != np.uint8 or parts.max(initial=0) > 1:
+      raise ValueError('parts must be uint8 with values 0/1')
+    return bitplanes.pack(parts)
+
+  def decode_example_np(self, example_data):
+    size, _, num_parts = self.shape
+    if isinstance(example_data, np.ndarray):  # a 0-d object array from tf.numpy_function
+      example_data = example_data.item()
+    return bitplanes.unpack(bitplanes.planes(bytes(example_data), size, num_parts), num_parts)
+
+  def decode_example(self, tfexample_data):
+    """TensorFlow path (`as_dataset`): the NumPy decoder inside the graph."""
+    parts = tf.numpy_function(lambda b: self.decode_example_np(b), [tfexample_data], tf.uint8,
+                              stateful=False)
+    parts.set_shape(self.shape)
+    return parts
+
 
 SYNTHETIC_SIZES = {'train': 2000, 'validation': 250, 'test': 250}
 
@@ -75,7 +105,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
             'image': tfds.features.Image(shape=(size, size, 3), encoding_format='jpeg'),
-            'parts': bitplanes.BitPackedMasks(shape=(size, size, len(names))),
+            'parts': BitPackedMasks(shape=(size, size, len(names))),
             'id': tfds.features.Text(),
         }),
         metadata=tfds.core.MetadataDict(part_names=list(names)),

@@ -1,0 +1,248 @@
+"""Train-step benchmark: our pmapped step as training runs it, beside the PyTorch peer.
+
+    python -m experiments.benchmark --config=configs/bench_cpu.py
+    python -m experiments.benchmark --config=configs/base.py --config.model.dtype=bfloat16
+    python -m experiments.benchmark --config=configs/quick.py --end_to_end   # with the Grain input
+
+It compiles `steps.pmap_steps`' train step for the config (on-device augmentation
+included when config.augment.enabled), puts a few random batches on the devices,
+warms up, then times steps one by one (each waits for its result) and reports the
+median: images/s, ms per step, FLOPs per step from XLA's cost analysis, achieved
+TFLOP/s and its fraction of the device's peak (a large matmul in the compute dtype,
+measured once per device kind and cached, or --peak_tflops), peak memory, device and
+versions. When torch is installed (`requirements-bench.txt`) the peer
+(`experiments/peers/torch_unet.py`) is timed in alternating rounds with ours, its
+fastest variant is kept, and the ratio ours/peer is the median over rounds.
+
+--end_to_end feeds the step from the real Grain pipeline (the dataset is prepared if
+needed) and reports how much of each step waits for data.
+
+The last line printed is one JSON object. The model, steps and this tool import neither
+TensorFlow, Grain nor TFDS unless --end_to_end is given.
+"""
+
+import json
+import os
+import resource
+import statistics
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.', lock_config=True)
+flags.DEFINE_integer('steps', 20, 'Timed steps per round.')
+flags.DEFINE_integer('warmup', 3, 'Untimed steps after compilation.')
+flags.DEFINE_integer('rounds', 3, 'Rounds; ours and the peer alternate within each round.')
+flags.DEFINE_enum('peer', 'auto', ['auto', 'on', 'off'], 'Time the PyTorch peer (auto: when torch imports).')
+flags.DEFINE_float('peak_tflops', 0.0, 'The device peak in TFLOP/s for MFU; 0 = measure (cached).')
+flags.DEFINE_integer('input_size', 0, 'Side of the batches fed to the step; 0 = the model input size '
+                     '(as the peer gets). The dataset stores 256 (or 512): the step resizes.')
+flags.DEFINE_bool('end_to_end', False, 'Feed the step from the real Grain input pipeline.')
+flags.DEFINE_string('output', None, 'Also write the JSON result to this file.')
+flags.mark_flags_as_required(['config'])
+FLAGS = flags.FLAGS
+
+CACHE_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'unet_flax')
+
+
+def matmul_peak_tflops(dtype_name: str) -> float:
+  """TFLOP/s of a large square matmul on one device in `dtype_name`; cached per device kind."""
+  import jax
+  import jax.numpy as jnp
+  device = jax.local_devices()[0]
+  key = f'{device.platform}-{device.device_kind}-{jax.local_device_count()}-{dtype_name}'.replace(' ', '_')
+  path = os.path.join(CACHE_DIR, 'matmul_peak.json')
+  cache = json.load(open(path)) if os.path.exists(path) else {}
+  if key in cache:
+    return cache[key]
+  n = 8192 if device.platform == 'gpu' else 2048
+  a, b = (jax.random.normal(jax.random.key(i), (n, n), jnp.float32).astype(dtype_name) for i in (1, 2))
+  f = jax.jit(lambda a, b: a @ b)
+  f(a, b).block_until_ready()
+  times = []
+  for _ in range(20):
+    t0 = time.perf_counter()
+    f(a, b).block_until_ready()
+    times.append(time.perf_counter() - t0)
+  cache[key] = 2 * n ** 3 / min(times) / 1e12
+  os.makedirs(CACHE_DIR, exist_ok=True)
+  with open(path, 'w') as f_out:
+    json.dump(cache, f_out, indent=2)
+  return cache[key]
+
+
+def flops_per_call(compiled) -> float:
+  """XLA's FLOP count for one call of a compiled (per-device) program."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):
+    cost = cost[0]
+  return float(cost.get('flops', 0.0)) if cost else 0.0
+
+
+def peak_memory_bytes() -> tuple[int, str]:
+  import jax
+  stats = jax.local_devices()[0].memory_stats() or {}
+  if 'peak_bytes_in_use' in stats:
+    return int(stats['peak_bytes_in_use']), 'device'
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, 'host RSS'
+
+
+class OurStep:
+  """The compiled, pmapped train step on random device-resident batches."""
+
+  def __init__(self, config, input_size: int):
+    import jax
+    import numpy as np
+
+    from unet_flax import losses, model as model_lib, steps
+    from unet_flax.data import parts as parts_lib
+
+    part_names = parts_lib.FOLDER_PARTS if config.dataset.config.startswith('folder') else parts_lib.CELEBAMASK_HQ_PARTS
+    target = parts_lib.TargetMaker(config.target, part_names, config.get('painting_order') or None)
+    model = model_lib.from_config(config.model, target.num_classes)
+    self.model = model
+    self.state = steps.create_train_state(jax.random.key(config.seed), model, config.model.image_size,
+                                          steps.make_optimizer(config.optimizer, 1000))
+    train, _ = steps.pmap_steps(losses.make_loss(config.loss), config, target.mirror_label_map)
+    self.devices = jax.local_device_count()
+    if config.batch_size % self.devices:
+      raise ValueError(f'config.batch_size={config.batch_size} is not a multiple of the '
+                       f'{self.devices} local devices.')
+    self.batch_size = config.batch_size
+    rng = np.random.default_rng(0)
+    shape = (self.devices, config.batch_size // self.devices, input_size, input_size)
+    to_devices = jax.pmap(lambda x: x)
+    # Two batches alternate, so no step reads what the previous one left in cache.
+    self.batches = [{'image': to_devices(rng.random(shape + (3,), np.float32)),
+                     'label': to_devices((rng.random(shape) < 0.2).astype(np.uint8))} for _ in range(2)]
+    t0 = time.perf_counter()
+    self.compiled = train.lower(self.state, self.batches[0]).compile()
+    self.compile_seconds = time.perf_counter() - t0
+    self.flops_per_step = flops_per_call(self.compiled) * self.devices
+    self._i = 0
+
+  def run(self, batch=None):
+    if batch is None:
+      batch, self._i = self.batches[self._i % 2], self._i + 1
+    self.state, _, health = self.compiled(self.state, batch)
+    return health
+
+  def time_steps(self, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+      t0 = time.perf_counter()
+      self.run()['loss'].block_until_ready()
+      times.append(time.perf_counter() - t0)
+    return times
+
+
+def end_to_end(config, ours: OurStep, n: int) -> dict:
+  """Steps fed by the real Grain pipeline: (median step ms, fraction of time waiting for data)."""
+  from unet_flax.data import dataset as dataset_lib, parts as parts_lib, pipeline
+  split = pipeline.open_split(dataset_lib.prepare(config.dataset), 'train')
+  target = parts_lib.TargetMaker(config.target, split.part_names, config.get('painting_order') or None)
+  batches = pipeline.train_iterator(split, target, global_batch_size=config.batch_size, seed=config.seed)
+  for _ in range(3):
+    ours.run(next(batches))['loss'].block_until_ready()
+  waits, totals = [], []
+  for _ in range(n):
+    t0 = time.perf_counter()
+    batch = next(batches)
+    t1 = time.perf_counter()
+    ours.run(batch)['loss'].block_until_ready()
+    waits.append(t1 - t0)
+    totals.append(time.perf_counter() - t0)
+  return {'end_to_end_images_per_s': ours.batch_size / statistics.median(totals),
+          'end_to_end_step_ms': 1e3 * statistics.median(totals),
+          'data_wait_fraction': sum(waits) / sum(totals)}
+
+
+def make_peer(config, mode: str):
+  """The peer's variants, or [] when not requested/available."""
+  if mode == 'off':
+    return []
+  try:
+    import torch  # noqa: F401
+  except ImportError:
+    if mode == 'on':
+      raise ValueError('--peer=on needs torch: pip install -r requirements-bench.txt')
+    return []
+  from experiments.peers import torch_unet
+  device = 'cuda' if torch.cuda.is_available() else 'cpu'
+  return [(torch_unet.describe(v), torch_unet.Trainer(config, device, **v)) for v in torch_unet.variants(device)]
+
+
+def main(argv):
+  del argv
+  import jax
+
+  config = FLAGS.config
+  input_size = FLAGS.input_size or config.model.image_size
+  ours = OurStep(config, input_size)
+  device = jax.local_devices()[0]
+  params = sum(x.size for x in jax.tree.leaves(ours.state.params))
+  print(f'{device.device_kind} x{ours.devices}, jax {jax.__version__}, model.dtype={config.model.dtype}, '
+        f'{params:,} parameters, batch {ours.batch_size} at {config.model.image_size}px '
+        f'(input {input_size}px), compiled in {ours.compile_seconds:.1f} s', flush=True)
+  peers = make_peer(config, FLAGS.peer)
+  if peers:
+    from experiments.peers import torch_unet
+    peer_params = torch_unet.parameter_count(config.model)
+    if peer_params != params:
+      raise AssertionError(f'the peer has {peer_params:,} parameters, ours {params:,}: not the same network')
+  ours.time_steps(FLAGS.warmup)
+  for _, trainer in peers:
+    trainer.time_steps(FLAGS.warmup)
+
+  rounds = []
+  for r in range(FLAGS.rounds):
+    ours_ms = 1e3 * statistics.median(ours.time_steps(FLAGS.steps))
+    row = {'ours_ms': ours_ms}
+    for name, trainer in peers:
+      row[name] = 1e3 * statistics.median(trainer.time_steps(FLAGS.steps))
+    rounds.append(row)
+    print(f'round {r + 1}: ' + ', '.join(f'{k} {v:.1f} ms' for k, v in row.items()), flush=True)
+
+  step_ms = statistics.median(r['ours_ms'] for r in rounds)
+  dtype = config.model.dtype
+  peak = FLAGS.peak_tflops or matmul_peak_tflops(dtype)
+  tflops = ours.flops_per_step / (step_ms / 1e3) / 1e12
+  memory, memory_kind = peak_memory_bytes()
+  result = {
+      'images_per_s': ours.batch_size / (step_ms / 1e3), 'step_ms': step_ms, 'tflops': tflops,
+      'mfu': tflops / (peak * ours.devices), 'peak_tflops_per_device': peak,
+      'flops_per_step': ours.flops_per_step, 'gflop_per_image': ours.flops_per_step / ours.batch_size / 1e9,
+      'device': device.platform, 'device_kind': device.device_kind, 'devices': ours.devices,
+      'dtype': dtype, 'jax_version': jax.__version__, 'batch_size': ours.batch_size,
+      'image_size': config.model.image_size, 'input_size': input_size, 'parameters': params,
+      'augment': bool(config.augment.enabled), 'compile_seconds': ours.compile_seconds,
+      'peak_memory_bytes': memory, 'peak_memory_kind': memory_kind,
+      'xla_flags': os.environ.get('XLA_FLAGS', ''),
+  }
+  if peers:
+    names = [name for name, _ in peers]
+    best = min(names, key=lambda n: statistics.median(r[n] for r in rounds))
+    peer_ms = statistics.median(r[best] for r in rounds)
+    result.update({'peer': f'torch {__import__("torch").__version__} {best}',
+                   'peer_images_per_s': ours.batch_size / (peer_ms / 1e3),
+                   'ratio_vs_peer': statistics.median(r[best] / r['ours_ms'] for r in rounds)})
+  if FLAGS.end_to_end:
+    result.update(end_to_end(config, ours, FLAGS.steps))
+  print(f"ours: {result['images_per_s']:.1f} images/s, {step_ms:.1f} ms/step, "
+        f"{result['gflop_per_image']:.1f} GFLOP/image, {tflops:.3f} TFLOP/s = {100 * result['mfu']:.1f}% of "
+        f"{peak:.2f} TFLOP/s ({dtype} matmul peak per device)")
+  if peers:
+    print(f"peer ({result['peer']}): {result['peer_images_per_s']:.1f} images/s; "
+          f"ours/peer = {result['ratio_vs_peer']:.2f}")
+  if FLAGS.end_to_end:
+    print(f"end to end: {result['end_to_end_images_per_s']:.1f} images/s, "
+          f"{100 * result['data_wait_fraction']:.1f}% of the time waiting for data")
+  if FLAGS.output:
+    with open(FLAGS.output, 'w') as f:
+      json.dump(result, f, indent=2)
+  print(json.dumps(result))
+
+
+if __name__ == '__main__':
+  app.run(main)

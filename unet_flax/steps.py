@@ -1,0 +1,140 @@
+"""Pure step functions: train state, optimiser, and the train/eval/predict steps.
+
+The steps take a state and a per-device batch and use collectives over
+`axis_name`; replication lives only in `pmap_steps`, so moving to `jax.jit`
+with shardings changes that one function. This module imports no input
+pipeline, TFDS or TensorFlow, so benchmarks and inference run on a host that
+has only JAX.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+from unet_flax import augment, metrics as metrics_lib
+
+AXIS = 'batch'
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any = None
+
+
+def make_optimizer(opt_cfg, total_steps: int) -> optax.GradientTransformation:
+  lr = opt_cfg.learning_rate
+  if opt_cfg.schedule == 'constant':
+    schedule = optax.constant_schedule(lr)
+  elif opt_cfg.schedule == 'warmup_cosine':
+    warmup = min(opt_cfg.warmup_steps, max(total_steps - 1, 0))
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, warmup + 1))
+  else:
+    raise ValueError(f'config.optimizer.schedule={opt_cfg.schedule!r}: use constant or warmup_cosine.')
+  makers = {
+      'adam': lambda: optax.adam(schedule),
+      'adamw': lambda: optax.adamw(schedule, weight_decay=opt_cfg.weight_decay),
+      'sgd': lambda: optax.sgd(schedule, momentum=opt_cfg.momentum, nesterov=True),
+  }
+  if opt_cfg.name not in makers:
+    raise ValueError(f'config.optimizer.name={opt_cfg.name!r}: use one of {sorted(makers)}.')
+  tx = makers[opt_cfg.name]()
+  if opt_cfg.grad_clip_norm:
+    tx = optax.chain(optax.clip_by_global_norm(opt_cfg.grad_clip_norm), tx)
+  return tx
+
+
+def create_train_state(rng, model, image_size: int, tx) -> TrainState:
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      rng, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
+  return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
+                           batch_stats=variables.get('batch_stats'))
+
+
+def _apply(state, params, images, train, rng=None):
+  variables = {'params': params}
+  if state.batch_stats is not None:
+    variables['batch_stats'] = state.batch_stats
+  mutable = ['batch_stats'] if train and state.batch_stats is not None else False
+  out = state.apply_fn(variables, images, train=train, rngs={'dropout': rng} if train else None,
+                       mutable=mutable)
+  return out if mutable else (out, {})
+
+
+def per_example_loss(loss_fn, logits, labels):
+  return jax.vmap(lambda l, y: loss_fn(l[None], y[None], jnp.ones((1,))))(logits, labels)
+
+
+def example_offset(batch_size: int, axis_name=AXIS):
+  """Global index of this device's first example: devices hold consecutive slices of the
+  global batch, in device order across hosts."""
+  return jax.lax.axis_index(axis_name) * batch_size
+
+
+def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, axis_name=AXIS):
+  """One optimiser step on this device's slice of the global batch.
+
+  The result does not depend on how many devices share the batch: the loss is the
+  global-batch loss (`loss_fn` is called with `axis_name`), batch norm statistics are
+  synchronised, and augmentation and dropout draw from (seed, step, global example index).
+  A non-finite loss or gradient leaves the state unchanged and is reported in the
+  metrics, so the caller can stop with the last good state.
+  """
+  step_key = jax.random.fold_in(jax.random.key(config.seed), state.step)
+  aug_key, dropout_key = jax.random.split(step_key)
+  images, labels = augment.resize(batch['image'], batch['label'], config.model.image_size)
+  offset = example_offset(images.shape[0], axis_name)
+  if config.augment.enabled:
+    images, labels = augment.augment(aug_key, images, labels, config.augment, mirror_label_map, offset)
+  weights = jnp.ones(images.shape[0], jnp.float32)
+
+  def loss_and_logits(params):
+    logits, updates = _apply(state, params, images, True, dropout_key)
+    return loss_fn(logits, labels, weights, axis_name=axis_name), (logits, updates)
+
+  (loss, (logits, updates)), grads = jax.value_and_grad(loss_and_logits, has_aux=True)(state.params)
+  grads = jax.lax.pmean(grads, axis_name)
+  grad_norm = optax.global_norm(grads)
+  new_state = state.apply_gradients(grads=grads)
+  finite = (jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+            & jnp.isfinite(optax.global_norm(new_state.params)))
+  if updates:
+    new_state = new_state.replace(batch_stats=jax.lax.pmean(updates['batch_stats'], axis_name))
+  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+  step_metrics = metrics_lib.SegmentationMetrics.gather_from_model_output(
+      axis_name=axis_name, **metrics_lib.model_outputs(
+          logits, labels, jnp.ones(images.shape[0], bool), per_example_loss(loss_fn, logits, labels)))
+  return new_state, step_metrics, {'grad_norm': grad_norm, 'finite': finite, 'loss': loss}
+
+
+def eval_step(state: TrainState, batch, *, loss_fn, config, axis_name=AXIS):
+  images, labels = augment.resize(batch['image'], batch['label'], config.model.image_size)
+  logits, _ = _apply(state, state.params, images, False)
+  return metrics_lib.SegmentationMetrics.gather_from_model_output(
+      axis_name=axis_name, **metrics_lib.model_outputs(
+          logits, labels, batch['valid'], per_example_loss(loss_fn, logits, labels)))
+
+
+@functools.partial(jax.jit, static_argnames='image_size')
+def predict_step(state: TrainState, images, *, image_size):
+  """Logits for [B, H, W, 3] float images, at the model's input size."""
+  images, _ = augment.resize(images, jnp.zeros(images.shape[:3], jnp.int32), image_size)
+  return _apply(state, state.params, images, False)[0]
+
+
+def pmap_steps(loss_fn, config, mirror_label_map):
+  """Train and eval steps pmapped over local devices. The state is passed and returned
+  replicated (in_axes/out_axes None) and donated to the train step."""
+  train = jax.pmap(functools.partial(train_step, loss_fn=loss_fn, config=config,
+                                     mirror_label_map=jnp.asarray(mirror_label_map)),
+                   axis_name=AXIS, in_axes=(None, 0), out_axes=(None, None, None),
+                   # Across processes, pmap hands the donated replicated state back as the
+                   # output's buffers and then frees them ("Array has been deleted").
+                   donate_argnums=(0,) if jax.process_count() == 1 else ())
+  evaluate = jax.pmap(functools.partial(eval_step, loss_fn=loss_fn, config=config),
+                      axis_name=AXIS, in_axes=(None, 0), out_axes=None)
+  return train, evaluate
