@@ -134,28 +134,63 @@ def _test_cfg(data_dir, **overrides):
   return cfg
 
 
-def test_pmapped_step_on_4_devices_equals_one_device_on_whole_batch(synthetic_data_dir, synthetic_builder):
+def test_training_does_not_depend_on_the_device_count(synthetic_data_dir, synthetic_builder):
+  """4 devices and 1 device, with a batch-summed loss (BCE + Dice), batch norm, dropout and
+  augmentation: the same losses, metrics and parameters after a few steps. SGD, because Adam's
+  first steps move every parameter by about lr * sign(gradient), which turns float rounding in
+  near-zero gradients into lr-sized differences on any hardware."""
   assert jax.local_device_count() == 4
-  cfg = _test_cfg(synthetic_data_dir, **{'augment.enabled': False})
+  cfg = _test_cfg(synthetic_data_dir, **{'loss.name': 'bce_dice', 'model.norm': 'batch', 'model.dropout': 0.2,
+                                         'augment.enabled': True, 'optimizer.name': 'sgd',
+                                         'optimizer.learning_rate': 0.1})
   exp = train.Experiment(cfg)
-  state = exp.initial_state()
   rng = np.random.default_rng(0)
-  batch = {'image': rng.random((8, 64, 64, 3), np.float32), 'label': (rng.random((8, 64, 64)) < 0.2).astype(np.uint8)}
+  batches = [{'image': rng.random((8, 64, 64, 3), np.float32),
+              'label': (rng.random((8, 64, 64)) < 0.2).astype(np.uint8)} for _ in range(3)]
   step = functools.partial(steps.train_step, loss_fn=exp.loss_fn, config=cfg,
                            mirror_label_map=jnp.asarray(exp.target.mirror_label_map))
 
   def run(devices):
     n = len(devices)
     p = jax.pmap(step, axis_name=steps.AXIS, in_axes=(None, 0), out_axes=(None, None, None), devices=devices)
-    sharded = jax.tree.map(lambda x: x.reshape((n, 8 // n) + x.shape[1:]), batch)
-    new_state, m, health = p(state, sharded)
-    return new_state, metrics_lib.summarize(metrics_lib.to_host(m), exp.class_names), health
+    state, losses_seen = exp.initial_state(), []
+    for batch in batches:
+      state, m, health = p(state, jax.tree.map(lambda x: x.reshape((n, 8 // n) + x.shape[1:]), batch))
+      losses_seen.append(float(health['loss']))
+    return state, metrics_lib.summarize(metrics_lib.to_host(m), exp.class_names), losses_seen
 
-  four, four_m, _ = run(jax.devices()[:4])
-  one, one_m, _ = run(jax.devices()[:1])
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), four.params, one.params)
+  four, four_m, four_losses = run(jax.devices()[:4])
+  one, one_m, one_losses = run(jax.devices()[:1])
+  np.testing.assert_allclose(four_losses, one_losses, rtol=1e-5)
+  assert four_losses[0] != four_losses[1]  # the steps did train
+  # Parameters and batch statistics moved by the same update, to float rounding (relative to the
+  # size of the update itself).
+  start = exp.initial_state()
+  for tree_four, tree_one, tree_start in ((four.params, one.params, start.params),
+                                          (four.batch_stats, one.batch_stats, start.batch_stats)):
+    leaves = [list(map(np.asarray, jax.tree.leaves(t))) for t in (tree_four, tree_one, tree_start)]
+    difference = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(leaves[0], leaves[1])))
+    update = np.sqrt(sum(np.sum((b - s) ** 2) for b, s in zip(leaves[1], leaves[2])))
+    assert update > 0 and difference / update < 1e-4, (difference, update)
   assert four_m['loss'] == pytest.approx(one_m['loss'], rel=1e-5)
-  assert four_m['dice'] == pytest.approx(one_m['dice'], rel=1e-6)
+  assert four_m['dice'] == pytest.approx(one_m['dice'], rel=1e-5)
+
+
+def test_global_batch_loss_gradient_under_pmap_equals_whole_batch_gradient():
+  """`batch_sum`: each device's gradient, averaged over devices, is the gradient of the Dice of
+  the whole batch (not the mean of the devices' Dice)."""
+  rng = np.random.default_rng(2)
+  logits = jnp.asarray(rng.normal(0, 2, (8, 6, 6, 1)), jnp.float32)
+  labels = jnp.asarray(rng.random((8, 6, 6)) < 0.3, jnp.int32)
+  ones = jnp.ones(8)
+  whole = jax.grad(lambda l: losses.soft_dice(l, labels, ones))(logits)
+  device_loss = lambda l, y: losses.soft_dice(l, y, jnp.ones(2), axis_name='d')
+  split = logits.reshape(4, 2, 6, 6, 1), labels.reshape(4, 2, 6, 6)
+  values = jax.pmap(device_loss, axis_name='d')(*split)
+  np.testing.assert_allclose(values, losses.soft_dice(logits, labels, ones), rtol=1e-6)
+  per_device = jax.pmap(jax.grad(device_loss), axis_name='d')(*split)
+  # The train step averages parameter gradients over the 4 devices, hence the factor 4 here.
+  np.testing.assert_allclose(np.asarray(per_device).reshape(whole.shape), 4 * whole, rtol=1e-5, atol=1e-8)
 
 
 def _params(workdir, cfg):

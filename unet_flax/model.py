@@ -77,7 +77,7 @@ class ConvBlock(nn.Module):
     for _ in range(2):
       x = nn.Conv(self.features, (3, 3), padding='SAME', use_bias=self.norm == 'none', dtype=self.dtype)(x)
       if self.norm == 'batch':
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, use_fast_variance=False,
                          axis_name=self.axis_name if train else None, dtype=self.dtype)(x)
       elif self.norm == 'group':
         x = nn.GroupNorm(num_groups=min(32, self.features // 4) or 1, dtype=self.dtype)(x)
