@@ -175,9 +175,11 @@ def make_peer(config, mode: str):
 
 def main(argv):
   del argv
+  from unet_flax import runtime
+  config = FLAGS.config
+  runtime.configure((config.batch_size,))
   import jax
 
-  config = FLAGS.config
   input_size = FLAGS.input_size or config.model.image_size
   ours = OurStep(config, input_size)
   device = jax.local_devices()[0]

@@ -18,7 +18,9 @@ flags.DEFINE_enum('mode', 'train', ['train', 'eval'], 'Train (resuming if possib
 flags.DEFINE_string('checkpoint', 'best', 'For --mode=eval: best, latest or a step number.')
 flags.DEFINE_enum('split', 'test', ['train', 'validation', 'test'], 'For --mode=eval: the split.')
 flags.DEFINE_string('coordinator_address', None, 'Multi-host: host:port of process 0; with '
-                    '--num_processes and --process_id this calls jax.distributed.initialize.')
+                    '--num_processes and --process_id this calls jax.distributed.initialize. Under '
+                    'SLURM or Open MPI (or with UNET_FLAX_NUM_PROCESSES set for a Kubernetes Indexed '
+                    'Job) JAX finds these itself.')
 flags.DEFINE_integer('num_processes', None, 'Multi-host: number of processes.')
 flags.DEFINE_integer('process_id', None, 'Multi-host: this process (0 .. num_processes - 1).')
 flags.mark_flags_as_required(['config'])
@@ -26,15 +28,36 @@ FLAGS = flags.FLAGS
 
 
 
+def _cluster_processes() -> int:
+  """Processes in the job when run under SLURM, Open MPI or a Kubernetes Indexed Job (else 1)."""
+  for var in ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE', 'UNET_FLAX_NUM_PROCESSES'):
+    if os.environ.get(var, '').isdigit():
+      return int(os.environ[var])
+  return 1
+
+
+def _start_processes(config) -> None:
+  """Compilation cache, CPU devices, and JAX's distributed runtime when there are several hosts."""
+  from unet_flax import runtime
+  processes = FLAGS.num_processes or _cluster_processes()
+  runtime.configure((config.batch_size, config.eval_batch_size), processes)
+  import jax
+  if processes > 1:
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU hosts; GPUs use NCCL
+    if FLAGS.coordinator_address:
+      jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    else:  # SLURM / Open MPI / Kubernetes: JAX reads the coordinator and ranks from the environment
+      jax.distributed.initialize()
+  logging.warning('process %d of %d: %d local devices %s', jax.process_index(), jax.process_count(),
+                  jax.local_device_count(), [str(d) for d in jax.local_devices()])
+
+
 def main(argv):
   del argv
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
-  if FLAGS.coordinator_address:
-    import jax
-    jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU hosts; GPUs use NCCL
-    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  _start_processes(FLAGS.config)
   from unet_flax import plots, train  # after flag parsing: keeps --help fast
   from unet_flax.checkpoints import CheckpointNotFoundError
 

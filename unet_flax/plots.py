@@ -65,11 +65,10 @@ def sample_predictions(workdir: str, images, labels, predictions, num_classes: i
 
 
 def write_all(workdir: str, config, num_examples: int = 6) -> list[str]:
-  """Both pictures for a trained workdir (its best checkpoint, on the test split)."""
+  """Both pictures for a trained workdir (its best checkpoint, on the test split). Every
+  process restores the checkpoint (Orbax restores are collective); process 0 writes."""
+  from unet_flax import predict  # only here: plotting the history needs no model
+  images, labels, preds, num_classes = predict.predict_test_examples(config, workdir, num_examples)
   if jax.process_index() != 0:
     return []
-  from unet_flax import predict  # only here: plotting the history needs no model
-  paths = [training_history(workdir)]
-  images, labels, preds, num_classes = predict.predict_test_examples(config, workdir, num_examples)
-  paths.append(sample_predictions(workdir, images, labels, preds, num_classes))
-  return paths
+  return [training_history(workdir), sample_predictions(workdir, images, labels, preds, num_classes)]

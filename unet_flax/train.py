@@ -44,7 +44,7 @@ class Experiment:
 
   def __init__(self, config):
     self.config = config
-    self.builder = dataset_lib.prepare(config.dataset)
+    self.builder = dataset_lib.prepare_once(config.dataset)
     self.train_split = pipeline.open_split(self.builder, 'train')
     part_names = self.train_split.part_names
     self.target = parts_lib.TargetMaker(config.target, part_names, config.get('painting_order') or None)

@@ -31,6 +31,24 @@ def make_builder(dataset_cfg) -> Builder:
   return Builder(config=builder_config, data_dir=os.path.expanduser(dataset_cfg.data_dir))
 
 
+def prepare_once(dataset_cfg) -> Builder:
+  """`prepare` on process 0 while the other processes wait, then the builder on every process:
+  hosts that share storage never build the same files at once."""
+  import jax
+  if jax.process_count() == 1:
+    return prepare(dataset_cfg)
+  from jax.experimental import multihost_utils
+  builder = prepare(dataset_cfg) if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices('face_segmentation prepared')
+  if builder is None:
+    builder = make_builder(dataset_cfg)
+    if not _is_prepared(builder):
+      raise DatasetLayoutError(
+          f'process {jax.process_index()} cannot see the dataset that process 0 prepared in '
+          f'{builder.data_dir}: put config.dataset.data_dir on storage every host reads.')
+  return builder
+
+
 def prepare(dataset_cfg) -> Builder:
   """Builds the dataset if it is not there yet, and returns its builder."""
   builder = make_builder(dataset_cfg)

@@ -98,19 +98,29 @@ def _read_options(threads: int) -> grain.ReadOptions:
 
 def train_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_batch_size: int,
                    seed: int, threads: int = 8) -> grain.DatasetIterator:
-  """Endless, shuffled (reshuffled every epoch), host-sharded batches.
+  """Endless, shuffled (reshuffled every epoch) batches: this host's slice of each global batch.
 
-  The iterator supports `get_state()`/`set_state()` for exact resumption.
+  The sequence of global batches depends only on the seed, not on the number of hosts:
+  all hosts shuffle the whole split the same way, and host h reads examples
+  [h * host_batch, (h + 1) * host_batch) of every global batch, which its devices split in
+  order. The iterator supports `get_state()`/`set_state()` for exact resumption.
   """
   host_batch = _host_batch_size(global_batch_size)
-  ds = grain.MapDataset.source(split.source)[jax.process_index()::jax.process_count()]
-  if len(ds) < host_batch:
-    raise ValueError(f'the training split has {len(ds)} examples on this host, fewer than one '
-                     f'batch ({host_batch}); lower config.batch_size.')
+  if len(split) < global_batch_size:
+    raise ValueError(f'the training split has {len(split)} examples, fewer than one batch '
+                     f'({global_batch_size}); lower config.batch_size.')
+  examples = grain.MapDataset.source(split.source).shuffle(seed=seed).repeat(None)
+  first = jax.process_index() * host_batch
+
+  def global_index(i):  # i-th example this host reads -> its index in the global sequence
+    batch, j = divmod(i, host_batch)
+    return batch * global_batch_size + first + j
+
   devices = jax.local_device_count()
-  ds = (ds.shuffle(seed=seed).repeat(None).map(_ToExample(split, target_maker))
+  ds = (grain.MapDataset.range(len(examples) // global_batch_size * host_batch)
+        .map(lambda i: examples[global_index(i)]).map(_ToExample(split, target_maker))
         .batch(host_batch, drop_remainder=True,
-               batch_fn=lambda examples: _stack(examples, devices, host_batch)))
+               batch_fn=lambda batch: _stack(batch, devices, host_batch)))
   return iter(ds.to_iter_dataset(_read_options(threads)))
 
 
