@@ -23,7 +23,13 @@ def test_training_writes_pictures_and_tensorboard(trained_workdir):
   for name in ('training_history.png', 'sample_predictions.png'):
     with Image.open(trained_workdir / name) as img:
       assert img.size[0] > 300 and img.size[1] > 200
-  assert any(n.startswith('events.out') for n in os.listdir(trained_workdir / 'tensorboard'))
+  # Read back as TensorBoard reads it (no TensorFlow installed): scalars and image strips.
+  from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+  events = EventAccumulator(str(trained_workdir / 'tensorboard'), size_guidance={'images': 0}).Reload()
+  tags = events.Tags()
+  assert {'train/loss', 'validation/dice'} <= set(tags['scalars'])
+  assert [e.step for e in events.Scalars('validation/dice')] == [3]
+  assert 'validation/image_truth_prediction' in tags['images']
 
 
 def test_predict_any_image_mode_and_size_skipping_bad_files(trained_workdir, tmp_path):

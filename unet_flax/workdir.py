@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
 import os
 import platform
 import subprocess
@@ -17,7 +16,7 @@ from importlib import metadata
 
 import jax
 
-PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'clu', 'grain', 'tensorflow-datasets',
+PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'clu', 'grain', 'tensorflow-datasets', 'tensorboardX',
             'ml-collections', 'numpy', 'pillow')
 
 
@@ -71,7 +70,12 @@ def record_start(workdir: str, config, builder) -> None:
 
 
 class MetricWriter:
-  """metrics.jsonl always; TensorBoard through CLU when TensorFlow is importable."""
+  """metrics.jsonl and TensorBoard event files (process 0 only).
+
+  TensorBoard events are written with tensorboardX, which needs no TensorFlow. It has
+  the methods of CLU's `MetricWriter` interface that training uses (write_scalars,
+  write_images, flush, close); CLU's own TensorBoard writer imports TensorFlow.
+  """
 
   def __init__(self, workdir: str):
     self._active = jax.process_index() == 0
@@ -79,11 +83,8 @@ class MetricWriter:
     self._tb = None
     if self._active:
       os.makedirs(workdir, exist_ok=True)
-      try:
-        from clu import metric_writers  # imports TensorFlow
-        self._tb = metric_writers.SummaryWriter(os.path.join(workdir, 'tensorboard'))
-      except ImportError:
-        logging.info('TensorFlow not importable: no TensorBoard, metrics.jsonl only.')
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), flush_secs=30)
 
   def write(self, step: int, split: str, scalars: dict) -> None:
     if not self._active:
@@ -92,16 +93,25 @@ class MetricWriter:
         f'{k}={v:.4f}' for k, v in scalars.items() if '/' not in k), flush=True)
     with open(self._path, 'a') as f:
       f.write(json.dumps({'step': step, 'split': split, **scalars}) + '\n')
+    self.write_scalars(step, {f'{split}/{k}': v for k, v in scalars.items() if v is not None})
+
+  def write_scalars(self, step: int, scalars: dict) -> None:
     if self._tb is not None:
-      self._tb.write_scalars(step, {f'{split}/{k}': v for k, v in scalars.items() if v is not None})
+      for name, value in scalars.items():
+        self._tb.add_scalar(name, float(value), step)
 
   def write_images(self, step: int, images: dict) -> None:
-    if self._active and self._tb is not None:
-      self._tb.write_images(step, images)
+    """images: name -> uint8 [N, H, W, 3]."""
+    if self._tb is not None:
+      for name, batch in images.items():
+        self._tb.add_images(name, batch, step, dataformats='NHWC')
+
+  def flush(self):
+    if self._tb is not None:
+      self._tb.flush()
 
   def close(self):
     if self._tb is not None:
-      self._tb.flush()
       self._tb.close()
 
 
