@@ -18,11 +18,13 @@ def get_config():
   c.augment.rotation_degrees = 5.0
   c.optimizer.learning_rate = 3e-3
   c.optimizer.schedule = 'warmup_cosine'
-  c.optimizer.warmup_steps = 30
+  c.optimizer.warmup_steps = 50
   c.batch_size = 16
   c.eval_batch_size = 32
   c.num_epochs = 0
-  c.num_train_steps = 500  # ~0.65 s/step on 2 cores (two CPU devices): under 6 minutes
+  # 500 steps (6 min) reached test Dice 0.87 and 700 steps without augmentation 0.89
+  # (docs/benchmarks.md): the 0.90 bar needs the full 1000.
+  c.num_train_steps = 1000
   c.log_every_steps = 50
   c.eval_every_steps = 250
   c.checkpoint_every_steps = 250

@@ -42,3 +42,15 @@ def test_scaling_runs_write_a_table_and_plot(tmp_path):
   table = (tmp_path / 'scaling.md').read_text()
   assert '| 1 | 8 |' in table and '| 2 | 8 |' in table and '100%' in table
   assert (tmp_path / 'scaling.png').stat().st_size > 10_000
+
+
+def test_profile_step_prints_a_per_op_table():
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1 --xla_cpu_enable_xprof_traceme=true')
+  done = subprocess.run([sys.executable, '-m', 'experiments.profile_step', '--config=configs/test.py', '--steps=2',
+                         '--config.augment.enabled=False'], cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 0, done.stderr[-3000:]
+  lines = done.stdout.splitlines()
+  assert 'ms wall per step' in lines[0] and 'threads busy' in lines[0]
+  ops = [l.split()[-1] for l in lines[2:-1]]
+  assert any('convolution' in op or 'ynn_fusion' in op for op in ops), ops
