@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from unet_flax import augment, checkpoints, losses, metrics as metrics_lib, model as model_lib, pictures
+from unet_flax import checkpoints, losses, metrics as metrics_lib, model as model_lib, pictures
 from unet_flax import workdir as workdir_lib
 from unet_flax.data import dataset as dataset_lib, parts as parts_lib, pipeline
 from unet_flax.steps import create_train_state, make_optimizer, pmap_steps, predict_step
