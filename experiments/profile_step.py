@@ -58,7 +58,7 @@ def main(argv):
   runtime.configure((config.batch_size,))
   import jax
 
-  from experiments.benchmark import OurStep
+  from unet_flax.speed import OurStep
   ours = OurStep(config, FLAGS.input_size or config.model.image_size)
   ours.time_steps(3)
   shutil.rmtree(FLAGS.trace_dir, ignore_errors=True)

@@ -54,3 +54,12 @@ def test_profile_step_prints_a_per_op_table():
   assert 'ms wall per step' in lines[0] and 'threads busy' in lines[0]
   ops = [l.split()[-1] for l in lines[2:-1]]
   assert any('convolution' in op or 'ynn_fusion' in op for op in ops), ops
+
+
+def test_benchmark_end_to_end_feeds_the_step_from_the_input_pipeline(synthetic_data_dir, synthetic_builder):
+  done = _run([sys.executable, '-m', 'experiments.benchmark', '--config=configs/test.py', '--steps=2', '--rounds=1',
+               '--warmup=1', '--peer=off', '--peak_tflops=1.0', '--input_size=256', '--end_to_end',
+               f'--config.dataset.data_dir={synthetic_data_dir}'])
+  assert done.returncode == 0, done.stderr[-3000:]
+  result = json.loads(done.stdout.strip().splitlines()[-1])
+  assert result['end_to_end_images_per_s'] > 0 and 0 <= result['data_wait_fraction'] <= 1
