@@ -225,21 +225,6 @@ def test_flip_swaps_left_and_right_parts():
   np.testing.assert_array_equal(kept[0], label)
 
 
-def test_fused_sampler_equals_map_coordinates():
-  from jax.scipy import ndimage
-  rng = np.random.default_rng(5)
-  image = rng.random((12, 10, 3)).astype(np.float32)
-  label = rng.integers(0, 5, (12, 10))
-  # Inside, on the border and well outside; no coordinate exactly half-way (rounding ties).
-  src_y = rng.uniform(-3, 14, (12, 10)).astype(np.float32) + 0.013
-  src_x = rng.uniform(-3, 12, (12, 10)).astype(np.float32) + 0.017
-  img, lab = augment.sample(jnp.asarray(image), jnp.asarray(label), jnp.asarray(src_y), jnp.asarray(src_x))
-  want = np.stack([ndimage.map_coordinates(image[..., c], [src_y, src_x], order=1, mode='constant')
-                   for c in range(3)], -1)
-  np.testing.assert_allclose(img, want, atol=1e-6)
-  np.testing.assert_array_equal(lab, ndimage.map_coordinates(label, [src_y, src_x], order=0, mode='constant'))
-
-
 def test_geometric_augmentation_keeps_image_and_label_aligned():
   label = np.zeros((4, 32, 32), np.uint8)
   label[:, 8:20, 10:24] = 1

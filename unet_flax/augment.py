@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.scipy import ndimage
 
 
 def resize(images: jax.Array, labels: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
@@ -22,27 +23,6 @@ def resize(images: jax.Array, labels: jax.Array, size: int) -> tuple[jax.Array, 
   images = jax.image.resize(images, (b, size, size, c), 'linear', antialias=True)
   labels = jax.image.resize(labels, (b, size, size), 'nearest')
   return images, labels
-
-
-def sample(image, label, src_y, src_x):
-  """Image [H, W, C] bilinearly and label [H, W] by nearest neighbour at source coordinates
-  [H, W], zero outside: what `jax.scipy.ndimage.map_coordinates` computes (order 1 and 0,
-  mode 'constant'), with one gather of all channels per corner instead of one per channel,
-  which made augmentation 2-3x cheaper in the CPU train step."""
-  h, w, c = image.shape
-  # A zero border, and corner indices clipped into it: corners outside the image read zeros.
-  flat = jnp.pad(image, ((1, 1), (1, 1), (0, 0))).reshape((h + 2) * (w + 2), c)
-  y0, x0 = jnp.floor(src_y), jnp.floor(src_x)
-  fy, fx = (src_y - y0)[..., None], (src_x - x0)[..., None]
-  row = lambda y: jnp.clip(y.astype(jnp.int32) + 1, 0, h + 1) * (w + 2)
-  col = lambda x: jnp.clip(x.astype(jnp.int32) + 1, 0, w + 1)
-  top, bottom, left, right = row(y0), row(y0 + 1), col(x0), col(x0 + 1)
-  image = ((1 - fy) * ((1 - fx) * flat[top + left] + fx * flat[top + right])
-           + fy * ((1 - fx) * flat[bottom + left] + fx * flat[bottom + right]))
-  ny, nx = jnp.round(src_y).astype(jnp.int32), jnp.round(src_x).astype(jnp.int32)
-  inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
-  label = jnp.where(inside, label.astype(jnp.int32)[jnp.clip(ny, 0, h - 1), jnp.clip(nx, 0, w - 1)], 0)
-  return image, label
 
 
 def _warp_one(key, image, label, cfg, mirror_label_map):
@@ -64,7 +44,14 @@ def _warp_one(key, image, label, cfg, mirror_label_map):
   cos, sin = jnp.cos(angle) / scale, jnp.sin(angle) / scale
   src_y = cy + cos * dy - sin * dx + shift[0]
   src_x = cx + sin * dy + cos * dx + shift[1]
-  image, label = sample(image, label, src_y, src_x)
+  # map_coordinates, not a hand-fused gather of all channels (~40 ms/step faster on CPU): the
+  # fused version was not bitwise the same when XLA compiled the step for 1 and for 4 devices,
+  # and batch norm amplified that into a 1% different update (test_training_does_not_depend_
+  # on_the_device_count).
+  coords = [src_y, src_x]
+  image = jnp.stack([ndimage.map_coordinates(image[..., c], coords, order=1, mode='constant')
+                     for c in range(image.shape[-1])], axis=-1)
+  label = ndimage.map_coordinates(label.astype(jnp.int32), coords, order=0, mode='constant')
   label = jnp.where(flip, mirror_label_map[label], label)
   return _colour_jitter(k_colour, image, cfg), label
 
