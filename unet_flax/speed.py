@@ -67,7 +67,6 @@ class OurStep:
     part_names = parts_lib.FOLDER_PARTS if config.dataset.config.startswith('folder') else parts_lib.CELEBAMASK_HQ_PARTS
     target = parts_lib.TargetMaker(config.target, part_names, config.get('painting_order') or None)
     model = model_lib.from_config(config.model, target.num_classes)
-    self.model = model
     self.state = steps.create_train_state(jax.random.key(config.seed), model, config.model.image_size,
                                           steps.make_optimizer(config.optimizer, 1000))
     train, _ = steps.pmap_steps(losses.make_loss(config.loss), config, target.mirror_label_map)

@@ -13,7 +13,6 @@ torch is not in requirements.txt: `pip install -r requirements-bench.txt`.
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -124,7 +123,3 @@ def variants(device: str) -> list[dict]:
 def describe(variant: dict) -> str:
   return '{}{}{}'.format('channels_last' if variant['channels_last'] else 'NCHW',
                          ' +AMP(bf16)' if variant['amp'] else '', ' +compile' if variant['compile_model'] else '')
-
-
-def median_images_per_s(trainer: Trainer, steps: int) -> float:
-  return trainer.batch_size / statistics.median(trainer.time_steps(steps))
