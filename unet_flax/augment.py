@@ -67,15 +67,18 @@ def _colour_jitter(key, image, cfg):
   return jnp.clip(image, 0.0, 1.0)
 
 
-def example_keys(key: jax.Array, batch_size: int, offset=0) -> jax.Array:
-  """One key per example, from `key` and the example's global index `offset + i`."""
+def example_keys(key: jax.Array, batch_size: int, axis_name: str | None = None) -> jax.Array:
+  """One key per example, from `key` and the example's global index. Under `axis_name`
+  devices hold consecutive slices of the global batch, so this device's first example has
+  index axis_index * batch_size; the keys are then the same on any number of devices."""
+  offset = jax.lax.axis_index(axis_name) * batch_size if axis_name else 0
   return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(batch_size))
 
 
 def augment(key: jax.Array, images: jax.Array, labels: jax.Array, cfg,
-            mirror_label_map: jax.Array, offset=0) -> tuple[jax.Array, jax.Array]:
+            mirror_label_map: jax.Array, axis_name: str | None = None) -> tuple[jax.Array, jax.Array]:
   """Augments a [B, H, W, 3] float batch and its [B, H, W] labels; cfg is config.augment.
-  `offset` is the global index of the first example (this device's slice of the batch)."""
-  keys = example_keys(key, images.shape[0], offset)
+  Under `axis_name` the batch is this device's slice of the global batch (`example_keys`)."""
+  keys = example_keys(key, images.shape[0], axis_name)
   warp = jax.vmap(lambda k, i, l: _warp_one(k, i, l, cfg, mirror_label_map))
   return warp(keys, images, labels)

@@ -16,6 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from unet_flax import augment
+
 
 class ExampleDropout(nn.Module):
   """Dropout whose mask for example i comes from (rng, global index of i): the same masks
@@ -27,10 +29,8 @@ class ExampleDropout(nn.Module):
   def __call__(self, x, train: bool):
     if not train or self.rate == 0:
       return x
-    rng = self.make_rng('dropout')
-    offset = jax.lax.axis_index(self.axis_name) * x.shape[0] if self.axis_name else 0
-    keep = jax.vmap(lambda i: jax.random.bernoulli(jax.random.fold_in(rng, i), 1 - self.rate, x.shape[1:]))(
-        offset + jnp.arange(x.shape[0]))
+    keys = augment.example_keys(self.make_rng('dropout'), x.shape[0], self.axis_name)
+    keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1 - self.rate, x.shape[1:]))(keys)
     return jnp.where(keep, x / (1 - self.rate), 0).astype(x.dtype)
 
 

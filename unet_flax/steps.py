@@ -69,12 +69,6 @@ def per_example_loss(loss_fn, logits, labels):
   return jax.vmap(lambda l, y: loss_fn(l[None], y[None], jnp.ones((1,))))(logits, labels)
 
 
-def example_offset(batch_size: int, axis_name=AXIS):
-  """Global index of this device's first example: devices hold consecutive slices of the
-  global batch, in device order across hosts."""
-  return jax.lax.axis_index(axis_name) * batch_size
-
-
 def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, axis_name=AXIS):
   """One optimiser step on this device's slice of the global batch.
 
@@ -87,9 +81,8 @@ def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, a
   step_key = jax.random.fold_in(jax.random.key(config.seed), state.step)
   aug_key, dropout_key = jax.random.split(step_key)
   images, labels = augment.resize(batch['image'], batch['label'], config.model.image_size)
-  offset = example_offset(images.shape[0], axis_name)
   if config.augment.enabled:
-    images, labels = augment.augment(aug_key, images, labels, config.augment, mirror_label_map, offset)
+    images, labels = augment.augment(aug_key, images, labels, config.augment, mirror_label_map, axis_name)
   weights = jnp.ones(images.shape[0], jnp.float32)
 
   def loss_and_logits(params):
