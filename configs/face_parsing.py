@@ -17,5 +17,4 @@ def get_config():
   c.loss.name = 'cross_entropy'
   c.optimizer.schedule = 'warmup_cosine'
   c.optimizer.warmup_steps = 500
-  c.best_metric = 'mean_f1'
   return c

@@ -7,10 +7,11 @@
 
 import json
 import os
-import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
+
+from experiments import cli
 
 config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and plots go; default runs/<config stem>.')
@@ -59,28 +60,21 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
   _start_processes(FLAGS.config)
   from unet_flax import plots, train  # after flag parsing: keeps --help fast
-  from unet_flax.checkpoints import CheckpointNotFoundError
-
-  # Mistakes in a config, the data or the workdir: a message, not a stack trace.
-  user_errors = (ValueError, CheckpointNotFoundError, train.NonFiniteError)
 
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join('runs', os.path.splitext(os.path.basename(
       config_flags.get_config_filename(FLAGS['config'])))[0])
-  try:
-    if FLAGS.mode == 'train':
-      train.train_and_evaluate(config, workdir)
-      plots.write_all(workdir, config)
-    else:
-      result = train.evaluate_checkpoint(config, workdir, FLAGS.checkpoint, FLAGS.split)
-      path = os.path.join(workdir, f'eval_{FLAGS.split}.json')
-      with open(path, 'w') as f:
-        json.dump(result, f, indent=2)
-      print(json.dumps(result, indent=2))
-      print(f'Wrote {path}')
-  except user_errors as e:
-    sys.exit(f'error: {e}')
+  if FLAGS.mode == 'train':
+    train.train_and_evaluate(config, workdir)
+    plots.write_all(workdir, config)
+  else:
+    result = train.evaluate_checkpoint(config, workdir, FLAGS.checkpoint, FLAGS.split)
+    print(json.dumps(result, indent=2), flush=True)  # first: a workdir we cannot write still shows them
+    path = os.path.join(workdir, f'eval_{FLAGS.split}.json')
+    with open(path, 'w') as f:
+      json.dump(result, f, indent=2)
+    print(f'Wrote {path}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

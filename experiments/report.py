@@ -8,9 +8,11 @@ Reads each workdir's config.json, provenance.json, metrics.jsonl and eval_test.j
 
 import json
 import os
-import sys
 
-from absl import app, flags
+from absl import flags, logging
+
+from experiments import cli
+from unet_flax import workdir as workdir_lib
 
 flags.DEFINE_string('output', 'results.md', 'Markdown file to write.')
 FLAGS = flags.FLAGS
@@ -22,8 +24,12 @@ COLUMNS = ('workdir', 'config', 'target', 'steps', 'wall time', 'devices', 'test
 def _load(path, default=None):
   if not os.path.exists(path):
     return default
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    logging.warning('%s is not valid JSON (%s); its columns are left empty.', path, e)
+    return default
 
 
 def row(workdir: str) -> dict | None:
@@ -31,9 +37,7 @@ def row(workdir: str) -> dict | None:
   if config is None:
     return None
   provenance = (_load(os.path.join(workdir, 'provenance.json')) or [{}])[-1]
-  metrics = []
-  if os.path.exists(os.path.join(workdir, 'metrics.jsonl')):
-    metrics = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl')) if l.strip()]
+  metrics = workdir_lib.read_metrics(workdir)
   summaries = [m for m in metrics if m['split'] == 'summary']
   test = _load(os.path.join(workdir, 'eval_test.json'), {})
   fmt = lambda key: f'{test[key]:.4f}' if key in test else '-'
@@ -43,7 +47,8 @@ def row(workdir: str) -> dict | None:
       'config': provenance.get('command', '').split('--config=')[-1].split()[0] if '--config=' in provenance.get('command', '') else '-',
       'target': config.get('target', '-'),
       'steps': str(max((m['step'] for m in metrics), default=0)),
-      'wall time': f"{sum(s['wall_seconds'] for s in summaries) / 60:.1f} min" if summaries else '-',
+      # The last summary's wall time covers every earlier start (it survives resumes).
+      'wall time': f"{summaries[-1]['wall_seconds'] / 60:.1f} min" if summaries else '-',
       'devices': f"{len(devices)} x {provenance.get('device_kind', '?')}" if devices else '-',
       'test BCE/CE': fmt('bce') if 'bce' in test else fmt('cross_entropy'),
       'accuracy': fmt('accuracy'), 'Dice': fmt('dice'), 'IoU': fmt('iou') if 'iou' in test else fmt('mean_iou'),
@@ -61,7 +66,10 @@ def table(workdirs) -> str:
 def main(argv):
   workdirs = argv[1:]
   if not workdirs:
-    sys.exit('usage: python -m experiments.report runs/* [--output=results.md]')
+    cli.fail('usage: python -m experiments.report runs/* [--output=results.md]')
+  missing = [w for w in workdirs if not os.path.isdir(w)]
+  if missing:
+    cli.fail(f'not a workdir (no such folder): {", ".join(missing)}')
   text = table(workdirs)
   with open(FLAGS.output, 'w') as f:
     f.write(text)
@@ -70,4 +78,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -13,7 +13,7 @@ import pytest
 
 from configs import test as test_config
 from unet_flax import checkpoints, losses, metrics as metrics_lib, model as model_lib, steps, train
-from unet_flax.data import parts as parts_lib
+from unet_flax.data import parts as parts_lib, pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -217,14 +217,38 @@ def test_resumed_run_equals_uninterrupted_bitwise(tmp_path, synthetic_data_dir, 
   assert json.load(open(tmp_path / 'resumed' / 'config.json'))['model']['image_size'] == 64
 
 
-def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_data_dir, synthetic_builder):
-  train.train_and_evaluate(_test_cfg(synthetic_data_dir, num_train_steps=3), str(tmp_path))
-  bad = _test_cfg(synthetic_data_dir, **{'optimizer.learning_rate': float('nan')})
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_data_dir, synthetic_builder,
+                                                        monkeypatch):
+  cfg = _test_cfg(synthetic_data_dir)
+  cfg.num_train_steps = 3
+  train.train_and_evaluate(cfg, str(tmp_path))
+  cfg.num_train_steps = 6
+  real_loss = losses.make_loss(cfg.loss)
+  monkeypatch.setattr(losses, 'make_loss', lambda _: lambda *a, **k: real_loss(*a, **k) * jnp.nan)
   with pytest.raises(train.NonFiniteError, match='last good checkpoint is step 3'):
-    train.train_and_evaluate(bad, str(tmp_path))
-  state = _params(tmp_path, bad)
+    train.train_and_evaluate(cfg, str(tmp_path))
+  state = _params(tmp_path, cfg)
   assert state.step == 3
   assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(state.params))
+  assert not (tmp_path / 'train.lock').exists()  # released on the error path too
+
+
+def test_a_non_finite_step_is_rolled_back_whole(synthetic_data_dir, synthetic_builder):
+  """Params, optimiser moments, batch statistics and the step count stay as they were."""
+  cfg = _test_cfg(synthetic_data_dir, **{'model.norm': 'batch', 'optimizer.learning_rate': 1e-2})
+  exp = train.Experiment(cfg)
+  p_train, _ = steps.pmap_steps(exp.loss_fn, cfg, exp.target.mirror_label_map)
+  batch = next(pipeline.train_iterator(exp.train_split, exp.target, global_batch_size=8, seed=0))
+  state, _, health = p_train(exp.initial_state(), batch)  # a good step: moments are non-zero
+  assert bool(health['finite'])
+  before = jax.device_get(state)
+  poisoned = dict(batch, image=np.full(batch['image'].shape, np.nan, np.float32))
+  after, _, health = p_train(state, poisoned)
+  assert not bool(health['finite'])
+  after = jax.device_get(after)
+  assert int(after.step) == int(before.step) == 1
+  for part in ('params', 'opt_state', 'batch_stats'):
+    jax.tree.map(np.testing.assert_array_equal, getattr(after, part), getattr(before, part))
 
 
 def _run_main(*args):

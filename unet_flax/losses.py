@@ -17,6 +17,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from unet_flax.errors import ConfigError
+
 EPS = 1.0  # Dice smoothing, in pixels
 
 
@@ -108,5 +110,5 @@ def make_loss(loss_cfg):
       'focal': lambda l, y, w, axis_name=None: focal(l, y, w, gamma, alpha, axis_name),
   }
   if name not in losses:
-    raise ValueError(f'config.loss.name={name!r}: use one of {sorted(losses)}.')
+    raise ConfigError(f'config.loss.name={name!r}: use one of {sorted(losses)}.')
   return losses[name]

@@ -17,6 +17,20 @@ from clu import metrics as clu_metrics
 from unet_flax import losses
 
 
+BINARY_METRICS = ('dice', 'iou', 'precision', 'recall', 'accuracy', 'bce', 'loss')
+PARSING_METRICS = ('mean_f1', 'mean_iou', 'accuracy', 'cross_entropy', 'loss')
+LOWER_IS_BETTER = ('loss', 'bce', 'cross_entropy')  # the best checkpoint minimises these
+
+
+def metric_names(num_classes: int) -> tuple[str, ...]:
+  """The scalar metrics `summarize` reports for a model with `num_classes` outputs."""
+  return PARSING_METRICS if num_classes > 1 else BINARY_METRICS
+
+
+def default_best_metric(num_classes: int) -> str:
+  return 'mean_f1' if num_classes > 1 else 'dice'
+
+
 @flax.struct.dataclass
 class ConfusionCounts(clu_metrics.Metric):
   """Per-class true positives, false positives and false negatives, plus the pixel total."""
@@ -34,6 +48,11 @@ class ConfusionCounts(clu_metrics.Metric):
     tp = jnp.sum(p * y * w, axis=(0, 1, 2))
     return cls(tp=tp, fp=jnp.sum(p * w, axis=(0, 1, 2)) - tp, fn=jnp.sum(y * w, axis=(0, 1, 2)) - tp,
                pixels=jnp.sum(w) * labels.shape[1] * labels.shape[2])
+
+  @classmethod
+  def empty(cls):
+    zero = jnp.zeros((), jnp.float32)
+    return cls(tp=zero, fp=zero, fn=zero, pixels=zero)
 
   def merge(self, other):
     return type(self)(tp=self.tp + other.tp, fp=self.fp + other.fp, fn=self.fn + other.fn,
@@ -72,6 +91,11 @@ def model_outputs(logits, labels, valid, loss_per_example):
 def to_host(metrics: SegmentationMetrics) -> SegmentationMetrics:
   """Device (replicated or not) -> numpy float64, ready to be merged across batches."""
   return jax.tree.map(lambda x: np.asarray(jax.device_get(x), np.float64), metrics)
+
+
+def from_leaves(leaves) -> SegmentationMetrics:
+  """The inverse of `jax.tree.leaves` on host metrics (as a checkpoint stores a partial window)."""
+  return jax.tree.unflatten(jax.tree.structure(SegmentationMetrics.empty()), list(leaves))
 
 
 def summarize(metrics: SegmentationMetrics, class_names: Sequence[str]) -> dict:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from unet_flax import augment
+from unet_flax.errors import ConfigError
 
 
 class ExampleDropout(nn.Module):
@@ -130,10 +131,10 @@ class UNet(nn.Module):
 def from_config(model_cfg, num_classes: int) -> UNet:
   dtypes = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
   if model_cfg.dtype not in dtypes:
-    raise ValueError(f'config.model.dtype={model_cfg.dtype!r}: use one of {sorted(dtypes)}.')
+    raise ConfigError(f'config.model.dtype={model_cfg.dtype!r}: use one of {sorted(dtypes)}.')
   for field, allowed in (('norm', ('none', 'batch', 'group')), ('upsample', ('transpose', 'resize'))):
     if model_cfg[field] not in allowed:
-      raise ValueError(f'config.model.{field}={model_cfg[field]!r}: use one of {list(allowed)}.')
+      raise ConfigError(f'config.model.{field}={model_cfg[field]!r}: use one of {list(allowed)}.')
   return UNet(num_classes=num_classes, base_features=model_cfg.base_features, depth=model_cfg.depth,
               norm=model_cfg.norm, dropout=model_cfg.dropout, upsample=model_cfg.upsample,
               dtype=dtypes[model_cfg.dtype])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax
@@ -12,18 +11,12 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from unet_flax import workdir as workdir_lib  # noqa: E402
 from unet_flax.pictures import colourize, overlay  # noqa: E402
-
-def read_metrics(workdir: str) -> list[dict]:
-  path = os.path.join(workdir, 'metrics.jsonl')
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
 
 
 def training_history(workdir: str) -> str:
-  rows = read_metrics(workdir)
+  rows = workdir_lib.read_metrics(workdir)
   score = 'mean_f1' if any('mean_f1' in r for r in rows) else 'dice'
   panels = [('loss', 'loss'), (score, score), ('accuracy', 'pixel accuracy')]
   fig, axes = plt.subplots(1, 3, figsize=(15, 4))

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+from unet_flax.errors import ConfigError
+
 CACHE_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'unet_flax', 'jax_cache')
 _DEVICE_COUNT_FLAG = '--xla_force_host_platform_device_count'
 
@@ -29,8 +31,23 @@ def cpu_cores() -> int:
 def cpu_device_count(batch_sizes, processes: int = 1, cores: int | None = None) -> int:
   """The most CPU devices (at most one per core) that divide every per-host batch."""
   cores = cores or cpu_cores()
-  per_host = [b // processes for b in batch_sizes]
+  per_host = [b // processes for b in batch_sizes if isinstance(b, int) and b > 0]  # bad ones: validate's job
   return max(d for d in range(1, cores + 1) if all(b % d == 0 for b in per_host))
+
+
+def batch_divisibility_problem(field: str, batch_size: int, devices: int, hosts: int = 1) -> str | None:
+  """Why config.`field` = `batch_size` cannot be split evenly over `devices` (all hosts), or None."""
+  if isinstance(batch_size, int) and batch_size > 0 and batch_size % devices == 0:
+    return None
+  suggestion = max(1, round(batch_size / devices)) * devices if isinstance(batch_size, int) else devices
+  return (f'config.{field}={batch_size!r} must be a positive multiple of the {devices} devices '
+          f'({hosts} host(s) x {devices // hosts}); e.g. --config.{field}={suggestion}')
+
+
+def check_batch_divisible(field: str, batch_size: int, devices: int, hosts: int = 1) -> None:
+  problem = batch_divisibility_problem(field, batch_size, devices, hosts)
+  if problem:
+    raise ConfigError(problem + '.')
 
 
 def configure(batch_sizes=(), processes: int = 1) -> None:

@@ -61,7 +61,7 @@ class OurStep:
     import jax
     import numpy as np
 
-    from unet_flax import losses, model as model_lib, steps
+    from unet_flax import losses, model as model_lib, runtime, steps
     from unet_flax.data import parts as parts_lib
 
     part_names = parts_lib.FOLDER_PARTS if config.dataset.config.startswith('folder') else parts_lib.CELEBAMASK_HQ_PARTS
@@ -71,9 +71,7 @@ class OurStep:
                                           steps.make_optimizer(config.optimizer, 1000))
     train, _ = steps.pmap_steps(losses.make_loss(config.loss), config, target.mirror_label_map)
     self.devices = jax.local_device_count()
-    if config.batch_size % self.devices:
-      raise ValueError(f'config.batch_size={config.batch_size} is not a multiple of the '
-                       f'{self.devices} local devices.')
+    runtime.check_batch_divisible('batch_size', config.batch_size, self.devices)
     self.batch_size = config.batch_size
     rng = np.random.default_rng(0)
     shape = (self.devices, config.batch_size // self.devices, input_size, input_size)

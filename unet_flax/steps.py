@@ -18,6 +18,7 @@ import optax
 from flax.training import train_state
 
 from unet_flax import augment, metrics as metrics_lib
+from unet_flax.errors import ConfigError
 
 AXIS = 'batch'
 
@@ -34,14 +35,14 @@ def make_optimizer(opt_cfg, total_steps: int) -> optax.GradientTransformation:
     warmup = min(opt_cfg.warmup_steps, max(total_steps - 1, 0))
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, warmup + 1))
   else:
-    raise ValueError(f'config.optimizer.schedule={opt_cfg.schedule!r}: use constant or warmup_cosine.')
+    raise ConfigError(f'config.optimizer.schedule={opt_cfg.schedule!r}: use constant or warmup_cosine.')
   makers = {
       'adam': lambda: optax.adam(schedule),
       'adamw': lambda: optax.adamw(schedule, weight_decay=opt_cfg.weight_decay),
       'sgd': lambda: optax.sgd(schedule, momentum=opt_cfg.momentum, nesterov=True),
   }
   if opt_cfg.name not in makers:
-    raise ValueError(f'config.optimizer.name={opt_cfg.name!r}: use one of {sorted(makers)}.')
+    raise ConfigError(f'config.optimizer.name={opt_cfg.name!r}: use one of {sorted(makers)}.')
   tx = makers[opt_cfg.name]()
   if opt_cfg.grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(opt_cfg.grad_clip_norm), tx)
@@ -63,10 +64,6 @@ def _apply(state, params, images, train, rng=None):
   out = state.apply_fn(variables, images, train=train, rngs={'dropout': rng} if train else None,
                        mutable=mutable)
   return out if mutable else (out, {})
-
-
-def per_example_loss(loss_fn, logits, labels):
-  return jax.vmap(lambda l, y: loss_fn(l[None], y[None], jnp.ones((1,))))(logits, labels)
 
 
 def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, axis_name=AXIS):
@@ -93,23 +90,47 @@ def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, a
   grads = jax.lax.pmean(grads, axis_name)
   grad_norm = optax.global_norm(grads)
   new_state = state.apply_gradients(grads=grads)
-  finite = (jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-            & jnp.isfinite(optax.global_norm(new_state.params)))
   if updates:
     new_state = new_state.replace(batch_stats=jax.lax.pmean(updates['batch_stats'], axis_name))
+  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & _all_finite(
+      (new_state.params, new_state.opt_state, new_state.batch_stats))
+  # Roll the whole state back (params, optimiser moments, batch statistics, step) on a bad step.
   new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+  # The logged loss is the optimised one: this step's global-batch loss, once per example.
   step_metrics = metrics_lib.SegmentationMetrics.gather_from_model_output(
       axis_name=axis_name, **metrics_lib.model_outputs(
-          logits, labels, jnp.ones(images.shape[0], bool), per_example_loss(loss_fn, logits, labels)))
+          logits, labels, jnp.ones(images.shape[0], bool), jnp.full(images.shape[0], loss)))
   return new_state, step_metrics, {'grad_norm': grad_norm, 'finite': finite, 'loss': loss}
 
 
+def _all_finite(tree) -> jax.Array:
+  leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
+
+
 def eval_step(state: TrainState, batch, *, loss_fn, config, axis_name=AXIS):
+  """Metrics of one eval batch, {'label_size': ..., 'model_size': ...}.
+
+  Masks are scored at the dataset's label resolution, the logits upsampled to it, as
+  published results are; when the model runs at another size the scores at its input
+  size come too ('model_size', else None). The loss is the training loss, at the model's
+  size, over the batch's valid examples.
+  """
+  valid = batch['valid']
   images, labels = augment.resize(batch['image'], batch['label'], config.model.image_size)
   logits, _ = _apply(state, state.params, images, False)
-  return metrics_lib.SegmentationMetrics.gather_from_model_output(
-      axis_name=axis_name, **metrics_lib.model_outputs(
-          logits, labels, batch['valid'], per_example_loss(loss_fn, logits, labels)))
+  loss = loss_fn(logits, labels, valid.astype(jnp.float32), axis_name=axis_name)
+  loss_per_example = jnp.where(valid, loss, 0.0)  # an all-padding batch has a NaN loss
+  at_model_size = metrics_lib.SegmentationMetrics.gather_from_model_output(
+      axis_name=axis_name, **metrics_lib.model_outputs(logits, labels, valid, loss_per_example))
+  full_labels = batch['label']
+  if full_labels.shape[1:3] == labels.shape[1:3]:
+    return {'label_size': at_model_size, 'model_size': None}
+  b, (h, w), k = logits.shape[0], full_labels.shape[1:3], logits.shape[-1]
+  full_logits = jax.image.resize(logits, (b, h, w, k), 'bilinear')
+  at_label_size = metrics_lib.SegmentationMetrics.gather_from_model_output(
+      axis_name=axis_name, **metrics_lib.model_outputs(full_logits, full_labels, valid, loss_per_example))
+  return {'label_size': at_label_size, 'model_size': at_model_size}
 
 
 @functools.partial(jax.jit, static_argnames='image_size')

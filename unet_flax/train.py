@@ -1,8 +1,18 @@
-"""The training loop (`train_and_evaluate`) and checkpoint evaluation, over `steps`."""
+"""The training loop (`train_and_evaluate`) and checkpoint evaluation, over `steps`.
+
+A run is safe to stop and to repeat: the config is checked before anything is written;
+the workdir is locked and must hold the same experiment; SIGINT/SIGTERM save a
+checkpoint at the current step and end with `Interrupted`; a non-finite step is rolled
+back and stops the run naming the last committed checkpoint; wall time and the partial
+train-metrics window are checkpointed, so a resumed run reports what an uninterrupted
+one would.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 
 import jax
@@ -10,24 +20,46 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from unet_flax import checkpoints, losses, metrics as metrics_lib, model as model_lib, pictures
-from unet_flax import workdir as workdir_lib
+from unet_flax import checkpoints, configuration, losses, metrics as metrics_lib, model as model_lib
+from unet_flax import pictures, workdir as workdir_lib
 from unet_flax.data import dataset as dataset_lib, parts as parts_lib, pipeline
+from unet_flax.errors import UserError
 from unet_flax.steps import create_train_state, make_optimizer, pmap_steps, predict_step
 
-class NonFiniteError(RuntimeError):
-  """Loss or gradient norm became NaN/inf."""
+
+class NonFiniteError(UserError):
+  """Loss, gradients or the updated state became NaN/inf; the bad update was not applied."""
 
 
-def evaluate(p_eval_step, state, split, target_maker, config) -> metrics_lib.SegmentationMetrics:
-  total = None
+class Interrupted(UserError):
+  """SIGINT or SIGTERM stopped training after saving a checkpoint."""
+
+  def __init__(self, message: str, signal_number: int):
+    super().__init__(message)
+    self.exit_code = 128 + signal_number
+
+
+def evaluate(p_eval_step, state, split, target_maker, config) -> dict[str, metrics_lib.SegmentationMetrics]:
+  """Every example of `split` exactly once: {'label_size': metrics[, 'model_size': metrics]}."""
+  totals = {}
   batches = pipeline.eval_iterator(split, target_maker, global_batch_size=config.eval_batch_size)
   batches = tqdm.tqdm(batches, total=pipeline.eval_num_batches(split, config.eval_batch_size),
                       desc='eval', leave=False, disable=jax.process_index() != 0)
   for batch in batches:
-    batch_metrics = metrics_lib.to_host(p_eval_step(state, batch))
-    total = batch_metrics if total is None else total.merge(batch_metrics)
-  return total
+    for name, batch_metrics in p_eval_step(state, batch).items():
+      if batch_metrics is not None:
+        batch_metrics = metrics_lib.to_host(batch_metrics)
+        totals[name] = batch_metrics if name not in totals else totals[name].merge(batch_metrics)
+  return totals
+
+
+def summarize_eval(totals: dict, class_names) -> dict:
+  """Scores at the label resolution as the headline; at the model's size under 'model_size/'."""
+  out = metrics_lib.summarize(totals['label_size'], class_names)
+  if 'model_size' in totals:
+    out.update({f'model_size/{k}': v for k, v in metrics_lib.summarize(
+        totals['model_size'], class_names).items()})
+  return out
 
 
 def prediction_strip(state, split, target_maker, config, count: int = 4) -> np.ndarray:
@@ -40,9 +72,11 @@ def prediction_strip(state, split, target_maker, config, count: int = 4) -> np.n
 
 
 class Experiment:
-  """Everything a config resolves to: dataset splits, target, model, steps."""
+  """Everything a config resolves to: dataset splits, target, model, steps. The config is
+  validated first, before the dataset is built."""
 
   def __init__(self, config):
+    configuration.validate(config, jax.device_count(), jax.process_count())
     self.config = config
     self.builder = dataset_lib.prepare_once(config.dataset)
     self.train_split = pipeline.open_split(self.builder, 'train')
@@ -53,15 +87,12 @@ class Experiment:
           f'config.target={config.target!r} is not left/right symmetric, so a horizontal flip would '
           f'mislabel it; add the mirrored parts or set config.augment.hflip=False.')
     self.class_names = parts_lib.class_names(config.target, part_names)
-    binary_only = ('bce', 'focal')
-    if self.target.num_classes > 1 and config.loss.name in binary_only:
-      raise ValueError(f'config.loss.name={config.loss.name!r} is for binary targets; face parsing '
-                       f'uses cross_entropy, dice or bce_dice.')
     self.model = model_lib.from_config(config.model, self.target.num_classes)
     self.loss_fn = losses.make_loss(config.loss)
     self.steps_per_epoch = len(self.train_split) // config.batch_size
     self.total_steps = config.num_train_steps or config.num_epochs * self.steps_per_epoch
     self.tx = make_optimizer(config.optimizer, self.total_steps)
+    self.dataset = dataset_lib.identity(self.builder)
 
   def split(self, name):
     return pipeline.open_split(self.builder, name)
@@ -71,25 +102,92 @@ class Experiment:
                               self.config.model.image_size, self.tx)
 
 
+class StopSignals:
+  """While active, SIGINT and SIGTERM only set `received`; the loop saves and stops at the
+  next step. A second Ctrl-C stops at once (KeyboardInterrupt)."""
+
+  def __init__(self):
+    self.received = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGINT, signal.SIGTERM):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    if self.received is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.received = signum
+    print(f'\n{signal.Signals(signum).name} received: saving a checkpoint at the current step '
+          f'(Ctrl-C again to stop without saving).', flush=True)
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+  def agreed(self, step: int, config) -> int | None:
+    """The signal to stop on, the same on every process. Across processes the hosts agree at
+    log steps only (a collective per step would cost more than the step on CPU hosts)."""
+    if jax.process_count() == 1:
+      return self.received
+    if step % config.log_every_steps:
+      return None
+    from jax.experimental import multihost_utils
+    signals = multihost_utils.process_allgather(np.int32(self.received or 0))
+    return int(np.max(signals)) or None
+
+
+def _progress(wall_seconds: float, train_metrics) -> dict:
+  """What a checkpoint keeps besides the state, as JSON."""
+  leaves = None
+  if train_metrics is not None:
+    leaves = [np.asarray(x).tolist() for x in jax.tree.leaves(metrics_lib.to_host(train_metrics))]
+  return {'wall_seconds': wall_seconds, 'train_window': leaves}
+
+
+def _window_from(progress: dict):
+  if not progress.get('train_window'):
+    return None
+  return metrics_lib.from_leaves([np.asarray(x, np.float64) for x in progress['train_window']])
+
+
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   """Trains (resuming from `workdir` if it holds checkpoints); returns the last validation metrics."""
   exp = Experiment(config)
-  workdir_lib.record_start(workdir, config, exp.builder)
+  with workdir_lib.TrainingLock(workdir), checkpoints.Manager(workdir, config) as manager, \
+      StopSignals() as signals:
+    changes = workdir_lib.check_same_experiment(workdir, config, exp.dataset,
+                                                manager.latest_step() is not None)
+    workdir_lib.record_start(workdir, config, exp.dataset, changes, exp.builder)
+    return _train(exp, workdir, manager, signals)
+
+
+def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals: StopSignals) -> dict:
+  config = exp.config
   writer = workdir_lib.MetricWriter(workdir)
   p_train, p_eval = pmap_steps(exp.loss_fn, config, exp.target.mirror_label_map)
   train_iter = pipeline.train_iterator(exp.train_split, exp.target, global_batch_size=config.batch_size,
                                        seed=config.seed)
-  manager = checkpoints.Manager(workdir, config)
-  state = exp.initial_state()
+  state, progress = exp.initial_state(), {}
   if manager.latest_step() is not None:
-    state, iter_state = manager.restore(state, 'latest')
+    state, iter_state, progress = manager.restore(state, 'latest', with_progress=True)
     train_iter.set_state(iter_state)
     logging.info('Resumed from step %d in %s.', int(state.step), workdir)
   validation = exp.split('validation')
   step = int(state.step)
-  progress = workdir_lib.Progress(exp.total_steps, start_step=step)
-  train_metrics, all_finite, last_eval = None, True, {}
-  start = time.time()
+  saved_step = step if manager.latest_step() is not None else None
+  ticker = workdir_lib.Progress(exp.total_steps, start_step=step)
+  train_metrics, all_finite, last_eval = _window_from(progress), True, {}
+  wall_before, start = progress.get('wall_seconds', 0.0), time.time()
+  wall = lambda: wall_before + time.time() - start
+
+  def save(step, metrics=None):
+    nonlocal saved_step
+    manager.save(step, state, train_iter.get_state(), metrics, _progress(wall(), train_metrics))
+    saved_step = step
+
   while step < exp.total_steps:
     state, step_metrics, health = p_train(state, next(train_iter))
     step += 1
@@ -102,39 +200,56 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       writer.write(step, 'train', {**metrics_lib.summarize(metrics_lib.to_host(train_metrics), exp.class_names),
                                    'grad_norm': float(health['grad_norm'])})
       train_metrics = None
-    progress(step)
+    ticker(step)
     if step % config.eval_every_steps == 0 or is_last:
       _check_finite(all_finite, step, manager)
-      last_eval = metrics_lib.summarize(evaluate(p_eval, state, validation, exp.target, config),
-                                        exp.class_names)
+      last_eval = summarize_eval(evaluate(p_eval, state, validation, exp.target, config), exp.class_names)
       writer.write(step, 'validation', last_eval)
       writer.write_images(step, {'validation/image_truth_prediction': prediction_strip(
           state, validation, exp.target, config)})
-      manager.save(step, state, train_iter.get_state(), last_eval)
+      save(step, last_eval)
     elif step % config.checkpoint_every_steps == 0:
       _check_finite(all_finite, step, manager)
-      manager.save(step, state, train_iter.get_state())
+      save(step)
+    received = signals.agreed(step, config)
+    if received and not is_last:
+      _check_finite(all_finite, step, manager)
+      if saved_step != step:
+        save(step)
+      manager.close()
+      writer.close()
+      raise Interrupted(
+          f'stopped by {signal.Signals(received).name} at step {step}/{exp.total_steps}; checkpoint '
+          f'saved in {manager.directory}. Rerun the same command to resume.', received)
+  if not last_eval:  # resumed at the last step: evaluate the final state all the same
+    last_eval = summarize_eval(evaluate(p_eval, state, validation, exp.target, config), exp.class_names)
+    writer.write(step, 'validation', last_eval)
   manager.close()
-  writer.write(step, 'summary', {'wall_seconds': time.time() - start, 'steps': step})
+  writer.write(step, 'summary', {'wall_seconds': wall(), 'steps': step})
   writer.close()
   return last_eval
 
 
 def _check_finite(all_finite, step, manager):
   if not bool(all_finite):
+    committed = manager.committed_step()  # not a save still in flight
+    where = (f'The last good checkpoint is step {committed} in {manager.directory}; rerun to '
+             f'resume from it' if committed is not None else 'No checkpoint was saved yet; rerun '
+             'to start again')
     raise NonFiniteError(
-        f'Loss or gradient norm became non-finite by step {step}; the update was not applied. '
-        f'The last good checkpoint is step {manager.latest_step()} in {manager.directory}. '
-        f'Lower config.optimizer.learning_rate or set config.optimizer.grad_clip_norm, then rerun '
-        f'to resume from it.')
+        f'Loss, gradients or parameters became non-finite by step {step}; the bad update was not '
+        f'applied. {where} after lowering config.optimizer.learning_rate or setting '
+        f'config.optimizer.grad_clip_norm.')
 
 
 def evaluate_checkpoint(config, workdir: str, checkpoint: str = 'best', split: str = 'test') -> dict:
-  """Restores `checkpoint` (best | latest | STEP) from `workdir` and evaluates `split`."""
+  """Restores `checkpoint` (best | latest | STEP) from `workdir` and evaluates `split`.
+  A config whose target, model or data differ from the workdir's experiment is refused."""
   exp = Experiment(config)
-  manager = checkpoints.Manager(workdir, config, read_only=True)
-  state, _ = manager.restore(exp.initial_state(), checkpoint)
+  with checkpoints.Manager(workdir, config, read_only=True) as manager:
+    workdir_lib.check_same_experiment(workdir, config, exp.dataset, True)
+    state, _ = manager.restore(exp.initial_state(), checkpoint)
   _, p_eval = pmap_steps(exp.loss_fn, config, exp.target.mirror_label_map)
-  result = metrics_lib.summarize(evaluate(p_eval, state, exp.split(split), exp.target, config),
-                                 exp.class_names)
-  return {'step': int(state.step), 'split': split, 'checkpoint': checkpoint, **result}
+  result = summarize_eval(evaluate(p_eval, state, exp.split(split), exp.target, config), exp.class_names)
+  return {'step': int(state.step), 'split': split, 'checkpoint': checkpoint, 'target': config.target,
+          'dataset': exp.dataset, **result}

@@ -1,4 +1,11 @@
-"""What a workdir records: resolved config, provenance, metrics.jsonl, TensorBoard, progress.
+"""What a workdir records and who may write it.
+
+A workdir belongs to one experiment: `experiment.json` holds the config and dataset of
+the run that first trained there, and a rerun (or an eval) whose target, model, data or
+training recipe differs is refused with the fields that differ. Fields that may change
+on resume (`RESUMABLE_FIELDS`) are allowed and recorded in provenance.json.
+`TrainingLock` keeps a second training out of a workdir in use. Also: config.json,
+provenance.json, metrics.jsonl (and its tolerant reader), TensorBoard, progress lines.
 
 Only process 0 writes.
 """
@@ -6,15 +13,20 @@ Only process 0 writes.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
+import logging
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
 from importlib import metadata
 
 import jax
+
+from unet_flax.errors import UserError
 
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'clu', 'grain', 'tensorflow-datasets', 'tensorboardX',
             'ml-collections', 'numpy', 'pillow')
@@ -55,18 +67,194 @@ def provenance(builder=None) -> dict:
   return info
 
 
-def record_start(workdir: str, config, builder) -> None:
-  """Writes config.json and appends to provenance.json (one entry per start, resumes included)."""
+# May differ between a run and its resume (or an eval of it): they change how long and how
+# visibly it trains, or where files are, not what is trained.
+RESUMABLE_FIELDS = ('num_epochs', 'num_train_steps', 'log_every_steps', 'eval_every_steps',
+                    'checkpoint_every_steps', 'keep_checkpoints', 'eval_batch_size',
+                    'dataset.data_dir', 'dataset.manual_dir')
+EXPERIMENT_FILE = 'experiment.json'
+
+
+class WorkdirMismatchError(UserError):
+  """The workdir holds checkpoints of a different experiment."""
+
+
+class WorkdirBusyError(UserError):
+  """Another training holds the workdir's lock."""
+
+
+def _flat(tree: dict, prefix: str = '') -> dict:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) and value:
+      out.update(_flat(value, f'{prefix}{key}.'))
+    else:
+      out[f'{prefix}{key}'] = list(value) if isinstance(value, tuple) else value
+  return out
+
+
+def config_dict(config) -> dict:
+  return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+def differences(old: dict, new: dict) -> dict[str, tuple]:
+  """field -> (old, new) for every leaf that differs between two nested dicts."""
+  a, b = _flat(old), _flat(new)
+  return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def _read_json(path: str):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise UserError(f'{path} is not valid JSON ({e}); restore it from a backup or start a fresh '
+                    f'--workdir.') from None
+
+
+def check_same_experiment(workdir: str, config, dataset: dict, has_checkpoints: bool) -> dict:
+  """Raises WorkdirMismatchError if the workdir's checkpoints come from another experiment;
+  returns the allowed field changes {field: (old, new)}."""
+  path = os.path.join(workdir, EXPERIMENT_FILE)
+  if not has_checkpoints:
+    return {}
+  if not os.path.exists(path):  # a workdir from before experiment.json: its config.json
+    path = os.path.join(workdir, 'config.json')
+    if not os.path.exists(path):
+      return {}
+    recorded = {'config': _read_json(path), 'dataset': dataset}
+  else:
+    recorded = _read_json(path)
+  changed = differences(recorded['config'], config_dict(config))
+  fixed = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
+  same_data = {k: v for k, v in differences(recorded['dataset'], dataset).items() if k != 'data_dir'}
+  fixed.update({f'dataset[{k}]': v for k, v in same_data.items()})
+  if fixed:
+    shown = '; '.join(f'{k}: {old!r} -> {new!r}' for k, (old, new) in list(fixed.items())[:8])
+    raise WorkdirMismatchError(
+        f'{workdir} holds checkpoints of another experiment ({path}); differing fields: {shown}'
+        f'{" ..." if len(fixed) > 8 else ""}. Use a fresh --workdir for the new experiment, or '
+        f'rerun with the workdir\'s own settings (its config.json).')
+  return {k: v for k, v in changed.items() if k in RESUMABLE_FIELDS}
+
+
+def record_start(workdir: str, config, dataset: dict, changes: dict | None = None, builder=None) -> None:
+  """Writes config.json (and experiment.json on the first start) and appends to
+  provenance.json: one entry per start, resumes included, with the fields changed since."""
   if jax.process_index() != 0:
     return
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  _write_json(os.path.join(workdir, 'config.json'), config_dict(config))
+  if _no_checkpoints(workdir) or not os.path.exists(os.path.join(workdir, EXPERIMENT_FILE)):
+    _write_json(os.path.join(workdir, EXPERIMENT_FILE), {'config': config_dict(config), 'dataset': dataset})
   path = os.path.join(workdir, 'provenance.json')
-  history = json.load(open(path)) if os.path.exists(path) else []
-  history.append(provenance(builder))
-  with open(path, 'w') as f:
-    json.dump(history, f, indent=2)
+  history = _read_json(path) if os.path.exists(path) else []
+  entry = provenance(builder)
+  if changes:
+    entry['changed_since_first_start'] = {k: {'was': a, 'now': b} for k, (a, b) in changes.items()}
+  history.append(entry)
+  _write_json(path, history)
+
+
+def _no_checkpoints(workdir: str) -> bool:
+  folder = os.path.join(workdir, 'checkpoints')
+  return not os.path.isdir(folder) or not any(n.isdigit() for n in os.listdir(folder))
+
+
+def _write_json(path: str, value) -> None:
+  """Written to a temporary file and renamed: a crash never leaves half a file."""
+  tmp = f'{path}.tmp{os.getpid()}'
+  with open(tmp, 'w') as f:
+    json.dump(value, f, indent=2, sort_keys=isinstance(value, dict))
+  os.replace(tmp, path)
+
+
+class TrainingLock:
+  """<workdir>/train.lock holding host, PID and start time, for the duration of a training.
+
+  A lock left by a process that no longer runs on this host is stale and taken over; a lock
+  from another host cannot be checked, so the message says how to remove it.
+  """
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, 'train.lock')
+    self._held = False
+
+  def __enter__(self):
+    if jax.process_index() != 0:
+      return self
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    me = {'host': socket.gethostname(), 'pid': os.getpid(),
+          'started': datetime.datetime.now(datetime.timezone.utc).isoformat()}
+    for _ in range(2):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        holder = self._holder()
+        if holder is not None and not self._stale(holder):
+          raise WorkdirBusyError(
+              f'{os.path.dirname(self.path)} is in use by a training (PID {holder.get("pid")} on '
+              f'{holder.get("host")}, since {holder.get("started")}; lock {self.path}). Wait for it '
+              f'to finish or stop it; if that process is gone, delete the lock file.') from None
+        logging.warning('Removing a stale lock %s (%s).', self.path, holder)
+        os.remove(self.path)
+        continue
+      with os.fdopen(fd, 'w') as f:
+        json.dump(me, f)
+      self._held = True
+      return self
+    raise WorkdirBusyError(f'could not take the lock {self.path}; another training keeps taking it.')
+
+  def _holder(self) -> dict | None:
+    try:
+      with open(self.path) as f:
+        return json.load(f)
+    except (OSError, json.JSONDecodeError):
+      return None  # unreadable or half-written: treated as stale
+
+  @staticmethod
+  def _stale(holder: dict) -> bool:
+    if holder.get('host') != socket.gethostname():
+      return False
+    try:
+      os.kill(int(holder['pid']), 0)
+    except ProcessLookupError:
+      return True
+    except (PermissionError, KeyError, ValueError, TypeError):
+      return False
+    return False
+
+  def __exit__(self, *exc):
+    if self._held:
+      try:
+        os.remove(self.path)
+      except OSError as e:
+        if e.errno != errno.ENOENT:
+          raise
+      self._held = False
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """metrics.jsonl rows; a torn or corrupt line (a run killed mid-write) is skipped with a
+  warning naming the file and line."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return []
+  rows = []
+  with open(path) as f:
+    for line_no, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:
+        row = None
+      if not isinstance(row, dict) or 'step' not in row or 'split' not in row:
+        logging.warning('%s:%d is not a complete metrics row (a run stopped while writing it?); '
+                        'skipped.', path, line_no)
+        continue
+      rows.append(row)
+  return rows
 
 
 class MetricWriter:
@@ -83,6 +271,7 @@ class MetricWriter:
     self._tb = None
     if self._active:
       os.makedirs(workdir, exist_ok=True)
+      _end_torn_line(self._path)
       from tensorboardX import SummaryWriter
       self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), flush_secs=30)
 
@@ -113,6 +302,16 @@ class MetricWriter:
   def close(self):
     if self._tb is not None:
       self._tb.close()
+
+
+def _end_torn_line(path: str) -> None:
+  """A run killed mid-write can leave a last line without its newline: end it, so the next
+  row starts on a line of its own (readers skip the torn one)."""
+  if os.path.exists(path) and os.path.getsize(path):
+    with open(path, 'rb+') as f:
+      f.seek(-1, os.SEEK_END)
+      if f.read(1) != b'\n':
+        f.write(b'\n')
 
 
 class Progress:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from unet_flax.data import parts as parts_lib
+from unet_flax.errors import UserError
 
 IMG_DIR = 'CelebA-HQ-img'
 ANNO_DIR = 'CelebAMask-HQ-mask-anno'
@@ -28,7 +29,7 @@ TEST_START = 182638  # 162771..182637 validation, 182638.. test
 SPLITS = ('train', 'validation', 'test')
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(UserError):
   """The manual dir does not hold what the dataset config expects."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import tensorflow_datasets as tfds
@@ -62,6 +63,26 @@ def prepare(dataset_cfg) -> Builder:
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=os.path.expanduser(manual_dir) if manual_dir else None))
   return builder
+
+
+SOURCE_FILE = 'unet_flax_source.json'  # beside dataset_info.json: what the build was made from
+
+
+def read_source(builder) -> dict:
+  """{'manual_dir', 'fingerprint'} recorded by the build, or {} (synthetic, or older builds)."""
+  path = os.path.join(builder.data_dir, SOURCE_FILE)
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def identity(builder) -> dict:
+  """What makes two builds the same dataset, for a workdir to record and compare."""
+  return {'name': builder.info.name, 'config': builder.builder_config.name,
+          'version': str(builder.info.version), 'data_dir': str(builder.data_dir),
+          'splits': {k: v.num_examples for k, v in sorted(builder.info.splits.items())},
+          'fingerprint': read_source(builder).get('fingerprint')}
 
 
 def _is_prepared(builder) -> bool:

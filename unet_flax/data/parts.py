@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from unet_flax.data import bitplanes
+from unet_flax.errors import UserError
 
 CELEBAMASK_HQ_PARTS = (
     'skin', 'nose', 'eye_g', 'l_eye', 'r_eye', 'l_brow', 'r_brow', 'l_ear',
@@ -37,7 +38,7 @@ BINARY_TARGETS = {
 FACE_PARSING = 'face_parsing'
 
 
-class TargetError(ValueError):
+class TargetError(UserError):
   """A target setting names something the dataset does not have."""
 
 

@@ -21,8 +21,9 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-from unet_flax import augment
+from unet_flax import augment, runtime
 from unet_flax.data import bitplanes, parts as parts_lib
+from unet_flax.errors import ConfigError, UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Split:
 def open_split(builder, split: str) -> Split:
   """The `split` of a prepared `face_segmentation` builder as a random-access source."""
   if split not in builder.info.splits:
-    raise ValueError(f'split {split!r} is not in {builder.info.full_name}; it has '
+    raise UserError(f'split {split!r} is not in {builder.info.full_name}; it has '
                      f'{sorted(builder.info.splits)}.')
   # Parts stay packed: targets are built from the bit-planes (`TargetMaker.from_planes`).
   source = builder.as_data_source(split=split, decoders={'parts': tfds.decode.SkipDecoding()})
@@ -82,13 +83,9 @@ def _stack(examples, local_devices: int, batch_size: int, valid=None) -> dict:
           'valid': valid.reshape(shape)}
 
 
-def _host_batch_size(global_batch_size: int) -> int:
-  devices, hosts = jax.local_device_count(), jax.process_count()
-  if global_batch_size % (devices * hosts):
-    raise ValueError(
-        f'config.batch_size={global_batch_size} must be a multiple of the number of devices '
-        f'({devices * hosts} = {hosts} host(s) x {devices}); e.g. set it to '
-        f'{max(1, global_batch_size // (devices * hosts)) * devices * hosts}.')
+def _host_batch_size(global_batch_size: int, field: str = 'batch_size') -> int:
+  hosts = jax.process_count()
+  runtime.check_batch_divisible(field, global_batch_size, jax.device_count(), hosts)
   return global_batch_size // hosts
 
 
@@ -107,7 +104,7 @@ def train_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_
   """
   host_batch = _host_batch_size(global_batch_size)
   if len(split) < global_batch_size:
-    raise ValueError(f'the training split has {len(split)} examples, fewer than one batch '
+    raise ConfigError(f'the training split has {len(split)} examples, fewer than one batch '
                      f'({global_batch_size}); lower config.batch_size.')
   examples = grain.MapDataset.source(split.source).shuffle(seed=seed).repeat(None)
   first = jax.process_index() * host_batch
@@ -127,13 +124,13 @@ def train_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_
 def eval_num_batches(split: Split, global_batch_size: int) -> int:
   """Batches per host so that every host runs the same number of (pmapped) steps."""
   per_host = math.ceil(len(split) / jax.process_count())
-  return math.ceil(per_host / _host_batch_size(global_batch_size))
+  return math.ceil(per_host / _host_batch_size(global_batch_size, 'eval_batch_size'))
 
 
 def eval_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_batch_size: int,
                   threads: int = 8) -> Iterator[dict]:
   """Every example of the split exactly once across hosts; padding is marked `valid=False`."""
-  host_batch = _host_batch_size(global_batch_size)
+  host_batch = _host_batch_size(global_batch_size, 'eval_batch_size')
   devices = jax.local_device_count()
   ds = grain.MapDataset.source(split.source)[jax.process_index()::jax.process_count()]
   examples = iter(ds.map(_ToExample(split, target_maker)).to_iter_dataset(_read_options(threads)))

@@ -1,0 +1,73 @@
+"""How every command line tool starts and fails: `cli.run(main)` instead of `app.run(main)`.
+
+A user's mistake (a bad flag or config override, a missing config file, a
+`UserError` from the library, a path that cannot be written) is printed as one
+line, `error: ...`, with exit code 2. Ctrl-C ends with one line and code 130.
+Anything else is a bug and keeps its full traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+
+from absl import app, flags
+
+from unet_flax.errors import UserError
+
+# Path errors that come from the user's filesystem (permissions, a file where a folder
+# should be, a full or read-only disk), not from a bug.
+_PATH_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EROFS,
+                errno.ENOSPC, errno.EDQUOT, errno.ELOOP}
+USER_ERROR_EXIT = 2
+
+
+def _one_line(message: str) -> str:
+  message = str(message)
+  if message[:1] in '\'"' and message[-1:] == message[:1]:  # a KeyError's repr, as ml_collections raises
+    message = message[1:-1].encode().decode('unicode_escape')
+  return ' '.join(message.replace("\\'", "'").split())
+
+
+def fail(message: str, code: int = USER_ERROR_EXIT):
+  print(f'error: {_one_line(message)}', file=sys.stderr, flush=True)
+  sys.exit(code)
+
+
+def path_error_message(e: OSError) -> str | None:
+  """One line for an OSError about a user's path, or None when it looks like a bug."""
+  if e.errno not in _PATH_ERRNOS or not e.filename:
+    return None
+  return (f'cannot use {e.filename}: {e.strerror}. Check the path given on the command line '
+          f'(or in the config) exists, is the right kind (file or folder) and is writable.')
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with every failure (ml_collections' override and config file errors
+  included) as one line that names the flag."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(f'{e} (see --helpshort)')
+  except (AttributeError, KeyError, OSError, TypeError, ValueError, ImportError) as e:
+    # ml_collections raises these while loading --config or applying --config.X=...
+    cause = e.__cause__ or e
+    bad = [a for a in argv[1:] if a.startswith('--config')]
+    fail(f'bad --config flag ({" ".join(bad) or "--config"}): {_one_line(cause)}')
+
+
+def run(main) -> None:
+  def guarded(argv):
+    try:
+      return main(argv)
+    except UserError as e:
+      fail(str(e))
+    except KeyboardInterrupt:
+      fail('interrupted (Ctrl-C).', code=130)
+    except OSError as e:
+      message = path_error_message(e)
+      if message is None:
+        raise
+      fail(message)
+
+  app.run(guarded, flags_parser=_parse_flags)

@@ -1,0 +1,97 @@
+"""Checks a whole experiment config before anything is built, written or trained.
+
+`validate` reports every bad field at once (types, ranges, names, batch sizes that do
+not split over the devices, a `best_metric` the target does not report) as one
+`ConfigError`, and fills `best_metric` from the target when it is empty.
+"""
+
+from __future__ import annotations
+
+import math
+
+from unet_flax import losses, metrics as metrics_lib, model as model_lib, steps
+from unet_flax.runtime import batch_divisibility_problem
+from unet_flax.data import parts as parts_lib
+from unet_flax.errors import ConfigError
+
+def _number_problems(config) -> list[str]:
+  """(field, value, test, what it must be) for every numeric field."""
+  c = config
+  rules = [
+      ('seed', c.seed, lambda v: isinstance(v, int) and v >= 0, 'an integer >= 0'),
+      ('model.image_size', c.model.image_size,
+       lambda v: isinstance(v, int) and v >= 2 ** c.model.depth and v % 2 ** c.model.depth == 0,
+       f'a positive multiple of 2**depth = {2 ** c.model.depth}'),
+      ('model.base_features', c.model.base_features, lambda v: isinstance(v, int) and v > 0, '> 0'),
+      ('model.depth', c.model.depth, lambda v: isinstance(v, int) and 1 <= v <= 8, 'between 1 and 8'),
+      ('model.dropout', c.model.dropout, lambda v: 0 <= v < 1, 'in [0, 1)'),
+      ('loss.pos_weight', c.loss.pos_weight, lambda v: v > 0, '> 0'),
+      ('loss.focal_gamma', c.loss.focal_gamma, lambda v: v >= 0, '>= 0'),
+      ('loss.focal_alpha', c.loss.focal_alpha, lambda v: 0 <= v <= 1, 'in [0, 1]'),
+      ('optimizer.learning_rate', c.optimizer.learning_rate, lambda v: 0 < v < 10, 'in (0, 10)'),
+      ('optimizer.warmup_steps', c.optimizer.warmup_steps, lambda v: isinstance(v, int) and v >= 0, '>= 0'),
+      ('optimizer.weight_decay', c.optimizer.weight_decay, lambda v: v >= 0, '>= 0'),
+      ('optimizer.momentum', c.optimizer.momentum, lambda v: 0 <= v < 1, 'in [0, 1)'),
+      ('optimizer.grad_clip_norm', c.optimizer.grad_clip_norm, lambda v: v >= 0, '>= 0 (0 = off)'),
+      ('augment.rotation_degrees', c.augment.rotation_degrees, lambda v: 0 <= v <= 180, 'in [0, 180]'),
+      ('augment.brightness', c.augment.brightness, lambda v: 0 <= v <= 1, 'in [0, 1]'),
+      ('augment.contrast', c.augment.contrast, lambda v: 0 <= v <= 1, 'in [0, 1]'),
+      ('augment.saturation', c.augment.saturation, lambda v: 0 <= v <= 1, 'in [0, 1]'),
+      ('augment.scale_range', tuple(c.augment.scale_range),
+       lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 4, 'a pair (low, high) with 0 < low <= high <= 4'),
+      ('num_epochs', c.num_epochs, lambda v: isinstance(v, int) and v >= 0, 'an integer >= 0'),
+      ('num_train_steps', c.num_train_steps, lambda v: isinstance(v, int) and v >= 0,
+       'an integer >= 0 (0 = use num_epochs)'),
+      ('log_every_steps', c.log_every_steps, lambda v: isinstance(v, int) and v > 0, '> 0'),
+      ('eval_every_steps', c.eval_every_steps, lambda v: isinstance(v, int) and v > 0, '> 0'),
+      ('checkpoint_every_steps', c.checkpoint_every_steps, lambda v: isinstance(v, int) and v > 0, '> 0'),
+      ('keep_checkpoints', c.keep_checkpoints, lambda v: isinstance(v, int) and v >= 1, '>= 1'),
+  ]
+  problems = []
+  for field, value, ok, what in rules:
+    try:
+      good = not isinstance(value, bool) and ok(value) and (
+          not isinstance(value, float) or math.isfinite(value))
+    except TypeError:
+      good = False
+    if not good:
+      problems.append(f'config.{field}={value!r} must be {what}')
+  if c.num_epochs == 0 and c.num_train_steps == 0:
+    problems.append('config.num_epochs and config.num_train_steps are both 0: nothing to train; '
+                    'set one of them')
+  return problems
+
+
+def _name_problems(config) -> list[str]:
+  """The named choices, checked by the functions that build them (one list of names each)."""
+  problems = []
+  for build in (lambda: model_lib.from_config(config.model, 1),
+                lambda: losses.make_loss(config.loss),
+                lambda: steps.make_optimizer(config.optimizer, 10)):
+    try:
+      build()
+    except ConfigError as e:
+      problems.append(str(e).rstrip('.'))
+  return problems
+
+
+def validate(config, devices: int, hosts: int = 1) -> None:
+  """Raises one ConfigError naming every bad field; fills an empty `best_metric`."""
+  problems = _number_problems(config) + _name_problems(config)
+  for field in ('batch_size', 'eval_batch_size'):
+    problem = batch_divisibility_problem(field, config[field], devices, hosts)
+    if problem:
+      problems.append(problem)
+  classes = parts_lib.num_classes(config.target)
+  if classes > 1 and config.loss.name in ('bce', 'focal'):
+    problems.append(f'config.loss.name={config.loss.name!r} is for binary targets; '
+                    f'config.target={config.target!r} needs cross_entropy, dice or bce_dice')
+  reported = metrics_lib.metric_names(classes)
+  if not config.best_metric:
+    config.best_metric = metrics_lib.default_best_metric(classes)
+  elif config.best_metric not in reported:
+    problems.append(f'config.best_metric={config.best_metric!r} is not reported for '
+                    f'config.target={config.target!r}; use one of {list(reported)} or leave it '
+                    f'empty to use {metrics_lib.default_best_metric(classes)!r}')
+  if problems:
+    raise ConfigError('; '.join(problems) + '.')
