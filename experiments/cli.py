@@ -61,7 +61,7 @@ def run(main) -> None:
     try:
       return main(argv)
     except UserError as e:
-      fail(str(e))
+      fail(str(e), getattr(e, 'exit_code', USER_ERROR_EXIT))
     except KeyboardInterrupt:
       fail('interrupted (Ctrl-C).', code=130)
     except OSError as e:

@@ -6,13 +6,17 @@
 
 Writes per image <stem>_mask.png (0/255 at the original size, or a colour label map for face
 parsing) and <stem>_overlay.png (image with the mask tinted over it; beside the ground truth
-when --masks holds <stem>.png). Unreadable files are reported by name and skipped.
+when --masks holds <stem>.png). Every format Pillow reads is accepted, EXIF orientation
+is applied and 16-bit images are scaled by their range. Unreadable files are reported
+by name and skipped; the inputs and the output folder are checked before the model loads.
 """
 
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
+
+from experiments import cli
 
 flags.DEFINE_string('workdir', None, 'A training run directory, e.g. runs/quick.')
 flags.DEFINE_string('input', None, 'An image, or a folder of images.')
@@ -24,16 +28,33 @@ flags.DEFINE_integer('batch_size', 16, 'Images per forward pass.')
 flags.mark_flags_as_required(['workdir'])
 FLAGS = flags.FLAGS
 
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
 
-def _inputs(path):
-  if os.path.isdir(path):
-    return [os.path.join(path, n) for n in sorted(os.listdir(path))
-            if os.path.splitext(n)[1].lower() in IMAGE_EXTS or not os.path.splitext(n)[1]]
+def _inputs(path: str) -> list[str]:
+  """The images to predict: the file, or the folder's files with an extension Pillow reads
+  (hidden and AppleDouble `._` files left out)."""
+  from PIL import Image
   if not os.path.exists(path):
-    sys.exit(f'error: --input={path} does not exist.')
-  return [path]
+    cli.fail(f'--input={path} does not exist; give an image file or a folder of images.')
+  if not os.path.isdir(path):
+    return [path]
+  readable = {ext for ext, _ in Image.registered_extensions().items()}
+  names = [n for n in sorted(os.listdir(path)) if not n.startswith('.')]
+  paths = [os.path.join(path, n) for n in names if os.path.splitext(n)[1].lower() in readable]
+  if not paths:
+    cli.fail(f'--input={path} holds no image files (any format Pillow reads: .jpg, .png, .webp, '
+             f'.tiff, .gif, ...).')
+  return paths
+
+
+def _writable_folder(path: str) -> str:
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    cli.fail(f'--output={path} cannot be created ({e.strerror}); choose a writable folder.')
+  if not os.path.isdir(path) or not os.access(path, os.W_OK):
+    cli.fail(f'--output={path} is not a writable folder; choose another.')
+  return path
 
 
 def main(argv):
@@ -42,15 +63,18 @@ def main(argv):
   from PIL import Image
 
   from unet_flax import pictures
-  from unet_flax.checkpoints import CheckpointNotFoundError
-  from unet_flax.predict import Predictor, predict_test_examples
+  from unet_flax.data.checks import UNREADABLE
+  from unet_flax.predict import Predictor, load_image, predict_test_examples
 
-  output = FLAGS.output or os.path.join(FLAGS.workdir, 'predictions')
-  try:
-    predictor = Predictor(FLAGS.workdir, FLAGS.checkpoint)
-  except CheckpointNotFoundError as e:
-    sys.exit(f'error: {e}')
-  os.makedirs(output, exist_ok=True)
+  if not FLAGS.from_test_split and not FLAGS.input:
+    cli.fail('give --input=IMAGE_OR_FOLDER or --from_test_split=N.')
+  if FLAGS.batch_size < 1:
+    cli.fail(f'--batch_size={FLAGS.batch_size} must be at least 1.')
+  if FLAGS.masks and not os.path.isdir(FLAGS.masks):
+    cli.fail(f'--masks={FLAGS.masks} is not a folder.')
+  paths = [] if FLAGS.from_test_split else _inputs(FLAGS.input)
+  output = _writable_folder(FLAGS.output or os.path.join(FLAGS.workdir, 'predictions'))
+  predictor = Predictor(FLAGS.workdir, FLAGS.checkpoint)
   k = predictor.num_classes
 
   def save(stem, image, label, truth=None):
@@ -68,16 +92,13 @@ def main(argv):
       save(f'test_{i:03d}', (image * 255).astype(np.uint8), pred, label)
     print(f'Wrote {len(images)} test predictions (prediction | ground truth) to {output}')
     return
-  if not FLAGS.input:
-    sys.exit('error: give --input=IMAGE_OR_FOLDER or --from_test_split=N.')
-  paths, done, skipped = _inputs(FLAGS.input), 0, []
+  done, skipped = 0, []
   for start in range(0, len(paths), FLAGS.batch_size):
     batch = []
     for path in paths[start:start + FLAGS.batch_size]:
       try:
-        with Image.open(path) as im:
-          batch.append((path, im.convert('RGB')))
-      except (OSError, ValueError) as e:
+        batch.append((path, load_image(path)))
+      except UNREADABLE as e:
         skipped.append(path)
         print(f'skipped {path}: not a readable image ({e.__class__.__name__})', file=sys.stderr)
     if not batch:
@@ -86,8 +107,12 @@ def main(argv):
       stem = os.path.splitext(os.path.basename(path))[0]
       truth = None
       if FLAGS.masks and os.path.exists(os.path.join(FLAGS.masks, f'{stem}.png')):
-        with Image.open(os.path.join(FLAGS.masks, f'{stem}.png')) as m:
-          truth = (np.asarray(m.convert('L').resize(im.size, Image.Resampling.NEAREST)) > 127).astype(np.uint8)
+        try:
+          with Image.open(os.path.join(FLAGS.masks, f'{stem}.png')) as m:
+            truth = (np.asarray(m.convert('L').resize(im.size, Image.Resampling.NEAREST)) > 127).astype(np.uint8)
+        except UNREADABLE as e:
+          print(f'ground truth {stem}.png left out: not a readable image ({e.__class__.__name__})',
+                file=sys.stderr)
       save(stem, np.asarray(im), label, truth)
       done += 1
     print(f'[{min(start + FLAGS.batch_size, len(paths))}/{len(paths)}] images', flush=True)
@@ -95,4 +120,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -7,10 +7,10 @@
 Training does this itself; run it first when several hosts share one data_dir.
 """
 
-import sys
-
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
+
+from experiments import cli
 
 config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.')
 flags.mark_flags_as_required(['config'])
@@ -22,13 +22,10 @@ def main(argv):
   if not FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # TFDS logs every shard at INFO; progress bars remain
   from unet_flax.data import dataset
-  try:
-    builder = dataset.prepare(FLAGS.config.dataset)
-  except ValueError as e:
-    sys.exit(f'error: {e}')
+  builder = dataset.prepare(FLAGS.config.dataset)
   splits = {k: v.num_examples for k, v in builder.info.splits.items()}
   print(f'face_segmentation/{builder.builder_config.name} ready in {builder.data_dir}: {splits}')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -5,6 +5,7 @@ import os
 # Several fake CPU devices so pmap is exercised; must be set before JAX starts.
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=4')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # The tests compile the same tiny U-Net many times, also in subprocesses: share compilations.
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
     os.path.expanduser('~'), '.cache', 'unet_flax', 'jax_test_cache'))

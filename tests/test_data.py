@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CELEBA_ROWS, EXPECTED_SPLITS, dataset_config, write_celebamask_tree
-from unet_flax import augment
+from unet_flax import augment, errors
 from unet_flax.data import bitplanes, celebamask_hq, parts as parts_lib, pipeline, synthetic
 from unet_flax.data import dataset as dataset_lib
 from unet_flax.data.celebamask_hq import DatasetLayoutError
@@ -193,7 +193,7 @@ def test_eval_visits_every_example_once_with_padding(synthetic_builder):
 def test_batch_size_not_divisible_by_devices_is_a_clear_error(synthetic_builder):
   split = _split(synthetic_builder)
   maker = parts_lib.TargetMaker('eyeglasses', split.part_names)
-  with pytest.raises(ValueError, match='config.batch_size=6'):
+  with pytest.raises(errors.ConfigError, match='config.batch_size=6'):
     pipeline.train_iterator(split, maker, global_batch_size=6, seed=0)
 
 

@@ -55,8 +55,9 @@ def test_predict_any_image_mode_and_size_skipping_bad_files(trained_workdir, tmp
 
 
 def test_predict_missing_workdir_is_a_clear_error(tmp_path):
-  done = _run('experiments.predict', f'--workdir={tmp_path / "nope"}', '--input=x.jpg')
-  assert done.returncode != 0 and 'config.json' in done.stderr and 'Traceback' not in done.stderr
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'x.jpg')
+  done = _run('experiments.predict', f'--workdir={tmp_path / "nope"}', f'--input={tmp_path / "x.jpg"}')
+  assert done.returncode == 2 and 'config.json' in done.stderr and 'Traceback' not in done.stderr
 
 
 def test_report_table_has_a_row_per_workdir(trained_workdir, tmp_path):

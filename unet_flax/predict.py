@@ -9,10 +9,29 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from unet_flax import checkpoints, losses, model as model_lib, steps
-from unet_flax.data import parts as parts_lib
+from unet_flax.data import checks, parts as parts_lib
+
+
+def load_image(path: str) -> Image.Image:
+  """Any image Pillow reads as 8-bit RGB, the way a viewer shows it: EXIF orientation applied,
+  16-bit and 32-bit integer and float images scaled by their real range rather than clipped.
+  Raises one of `checks.UNREADABLE` for a file that is not a readable image."""
+  with Image.open(path) as img:
+    img = ImageOps.exif_transpose(img)
+    if img.mode.startswith('I;16'):
+      img = Image.fromarray((np.asarray(img, np.float64) / 65535 * 255).round().astype(np.uint8))
+    elif img.mode in ('I', 'F'):
+      arr = np.asarray(img, np.float64)
+      lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+      if lo >= 0 and hi <= 1 and img.mode == 'F':
+        arr = arr * 255
+      elif lo < 0 or hi > 255:
+        arr = (arr - lo) / max(hi - lo, 1e-12) * 255
+      img = Image.fromarray(np.nan_to_num(arr).round().clip(0, 255).astype(np.uint8))
+    return img.convert('RGB')
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
@@ -30,11 +49,12 @@ class Predictor:
   def __init__(self, workdir: str, checkpoint: str = 'best', config=None):
     self.config = config or load_config(workdir)
     self.num_classes = parts_lib.num_classes(self.config.target)
-    model = model_lib.from_config(self.config.model, self.num_classes)
-    tx = steps.make_optimizer(self.config.optimizer, max(self.config.num_train_steps, 1))
-    template = steps.create_train_state(jax.random.key(0), model, self.config.model.image_size, tx)
-    manager = checkpoints.Manager(workdir, self.config, read_only=True)
-    self.state, _ = manager.restore(template, checkpoint)
+    with checkpoints.Manager(workdir, self.config, read_only=True) as manager:
+      manager.resolve(checkpoint)  # a missing checkpoint is reported before the model is built
+      model = model_lib.from_config(self.config.model, self.num_classes)
+      tx = steps.make_optimizer(self.config.optimizer, max(self.config.num_train_steps, 1))
+      template = steps.create_train_state(jax.random.key(0), model, self.config.model.image_size, tx)
+      self.state, _ = manager.restore(template, checkpoint)
     self.step = int(self.state.step)
 
   def logits(self, images: np.ndarray) -> np.ndarray:

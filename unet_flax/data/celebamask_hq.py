@@ -54,6 +54,8 @@ def read_split_indices(root: str) -> dict[str, list[int]]:
   _require(os.path.join(root, ANNO_DIR), 'the mask folder')
   _require(os.path.join(root, IMG_DIR), 'the image folder')
   splits: dict[str, list[int]] = {s: [] for s in SPLITS}
+  first_line: dict[int, int] = {}
+  duplicates = []
   with open(mapping) as f:
     lines = f.read().splitlines()
   for line_no, line in enumerate(lines[1:], start=2):
@@ -66,7 +68,15 @@ def read_split_indices(root: str) -> dict[str, list[int]]:
       raise DatasetLayoutError(
           f'{mapping}:{line_no}: expected "idx orig_idx orig_file" (e.g. "0 119613 119614.jpg"), '
           f'got {line!r}.') from None
+    if idx in first_line:
+      duplicates.append(f'idx {idx} on lines {first_line[idx]} and {line_no}')
+      continue
+    first_line[idx] = line_no
     splits[split_of(orig)].append(idx)
+  if duplicates:
+    raise DatasetLayoutError(
+        f'{mapping}: {len(duplicates)} duplicated idx row(s): {"; ".join(duplicates[:20])}. Each '
+        f'CelebA-HQ index must appear once; restore the file from the download.')
   missing = [i for s in SPLITS for i in splits[s]
              if not os.path.exists(os.path.join(root, IMG_DIR, f'{i}.jpg'))]
   if missing:
@@ -103,15 +113,25 @@ def load_mask(path: str, size: int) -> tuple[np.ndarray, int]:
   return (arr > 127).astype(np.uint8), odd
 
 
-def load_example(root: str, idx: int, size: int) -> dict:
-  image_path = os.path.join(root, IMG_DIR, f'{idx}.jpg')
-  parts = np.zeros((size, size, len(parts_lib.CELEBAMASK_HQ_PARTS)), np.uint8)
+def _part_masks(root: str, idx: int) -> list[tuple[int, str]]:
+  """(channel, path) of the part masks that exist for one index (a missing one: part absent)."""
   folder = os.path.join(root, ANNO_DIR, str(idx // 2000))
-  for channel, name in enumerate(parts_lib.CELEBAMASK_HQ_PARTS):
-    path = os.path.join(folder, f'{idx:05d}_{name}.png')
-    if os.path.exists(path):
-      parts[..., channel] = load_mask(path, size)[0]
-  return {'image': load_rgb(image_path, size), 'parts': parts, 'id': str(idx)}
+  paths = [(c, os.path.join(folder, f'{idx:05d}_{name}.png'))
+           for c, name in enumerate(parts_lib.CELEBAMASK_HQ_PARTS)]
+  return [(c, p) for c, p in paths if os.path.lexists(p)]  # lexists: a broken link is reported
+
+
+def example_files(root: str, idx: int) -> tuple[str, str, list[str]]:
+  """(id, image path, mask paths) for one index."""
+  return str(idx), os.path.join(root, IMG_DIR, f'{idx}.jpg'), [p for _, p in _part_masks(root, idx)]
+
+
+def load_example(root: str, idx: int, size: int) -> dict:
+  parts = np.zeros((size, size, len(parts_lib.CELEBAMASK_HQ_PARTS)), np.uint8)
+  for channel, path in _part_masks(root, idx):
+    parts[..., channel] = load_mask(path, size)[0]
+  return {'image': load_rgb(os.path.join(root, IMG_DIR, f'{idx}.jpg'), size), 'parts': parts,
+          'id': str(idx)}
 
 
 def iter_examples(root: str, indices: list[int], size: int, threads: int) -> Iterator[tuple[str, dict]]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import tensorflow_datasets as tfds
 
+from unet_flax.data import checks
 from unet_flax.data.face_segmentation import Builder, FaceSegmentationConfig
 from unet_flax.data.celebamask_hq import DatasetLayoutError
 
@@ -51,18 +53,44 @@ def prepare_once(dataset_cfg) -> Builder:
 
 
 def prepare(dataset_cfg) -> Builder:
-  """Builds the dataset if it is not there yet, and returns its builder."""
+  """Builds the dataset if it is not there yet, and returns its builder.
+
+  A build from a manual dir records that dir and a fingerprint of its files; preparing
+  the same data_dir from inputs that differ is refused rather than silently reusing
+  the old build.
+  """
   builder = make_builder(dataset_cfg)
   manual_dir = dataset_cfg.get('manual_dir') or None
-  if builder.builder_config.source != 'synthetic' and not manual_dir and not _is_prepared(builder):
+  prepared = _is_prepared(builder)
+  if builder.builder_config.source != 'synthetic' and not manual_dir and not prepared:
     raise DatasetLayoutError(
         f'face_segmentation/{builder.builder_config.name} is not prepared in {builder.data_dir} and '
         f'needs the downloaded data: set --config.dataset.manual_dir=/path/to/it.')
-  if manual_dir and not os.path.isdir(os.path.expanduser(manual_dir)):
-    raise DatasetLayoutError(f'config.dataset.manual_dir={manual_dir!r} is not a folder.')
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=os.path.expanduser(manual_dir) if manual_dir else None))
+  if manual_dir:
+    manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
+    if not os.path.isdir(manual_dir):
+      raise DatasetLayoutError(f'config.dataset.manual_dir={manual_dir!r} is not a folder.')
+  if manual_dir and prepared and builder.builder_config.source != 'synthetic':
+    _check_same_source(builder, manual_dir)
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  if manual_dir and not prepared and builder.builder_config.source != 'synthetic':
+    with open(os.path.join(builder.data_dir, SOURCE_FILE), 'w') as f:
+      json.dump({'manual_dir': manual_dir, 'fingerprint': checks.fingerprint(manual_dir)}, f, indent=2)
   return builder
+
+
+def _check_same_source(builder, manual_dir: str) -> None:
+  recorded = read_source(builder)
+  if not recorded:
+    logging.warning('%s was built before inputs were recorded; cannot tell whether %s holds the '
+                    'same files. Delete that folder to rebuild from them.', builder.data_dir, manual_dir)
+    return
+  if recorded['fingerprint'] != checks.fingerprint(manual_dir):
+    raise DatasetLayoutError(
+        f'{builder.data_dir} already holds face_segmentation/{builder.builder_config.name} built from '
+        f'{recorded["manual_dir"]}, and the files in config.dataset.manual_dir={manual_dir} differ. '
+        f'To build from them use another --config.dataset.data_dir, or delete {builder.data_dir} '
+        f'to rebuild there.')
 
 
 SOURCE_FILE = 'unet_flax_source.json'  # beside dataset_info.json: what the build was made from

@@ -3,8 +3,9 @@
     <root>/{train,val,test}/images/<stem>.{jpg,jpeg,png}
     <root>/{train,val,test}/masks/<stem>.{png,jpg}
 
-Pairs are matched by file stem. JPEG-compressed masks (values other than
-0/1/255) are thresholded at 128, with one warning giving the count.
+Pairs are matched by file stem; two files with one stem in a folder (a.jpg and a.png)
+are an error, and hidden files (.DS_Store, macOS `._a.jpg`) are ignored. JPEG-compressed
+masks (values other than 0/1/255) are thresholded at 128, with one warning giving the count.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 
 
+from unet_flax.data import checks
 from unet_flax.data.celebamask_hq import DatasetLayoutError, load_mask, load_rgb, ordered_parallel_map
 
 SPLIT_DIRS = {'train': 'train', 'validation': 'val', 'test': 'test'}
@@ -21,8 +23,18 @@ MASK_EXTS = ('.png', '.jpg')
 
 
 def _by_stem(folder: str, exts: tuple[str, ...]) -> dict[str, str]:
-  return {os.path.splitext(n)[0]: os.path.join(folder, n) for n in sorted(os.listdir(folder))
-          if os.path.splitext(n)[1].lower() in exts}
+  found: dict[str, list[str]] = {}
+  for name in sorted(os.listdir(folder)):
+    stem, ext = os.path.splitext(name)
+    if ext.lower() in exts and not checks.is_hidden(name):
+      found.setdefault(stem, []).append(name)
+  clashes = {stem: names for stem, names in found.items() if len(names) > 1}
+  if clashes:
+    shown = '; '.join(' and '.join(names) for names in list(clashes.values())[:checks.MAX_NAMES])
+    raise DatasetLayoutError(
+        f'folder dataset: {len(clashes)} stem(s) in {folder} belong to more than one file, so the '
+        f'pairing is ambiguous: {shown}. Keep one file per stem.')
+  return {stem: os.path.join(folder, names[0]) for stem, names in found.items()}
 
 
 def list_pairs(root: str, split: str) -> list[tuple[str, str, str]]:

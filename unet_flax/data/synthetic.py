@@ -20,10 +20,14 @@ The files written are read back by exactly the CelebAMask-HQ reader.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import math
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -359,6 +363,23 @@ def _write_one(args):
     Image.fromarray((m * 255).astype(np.uint8)).save(os.path.join(folder, f'{index:05d}_{name}.png'))
 
 
+def _die_with_parent(parent_pid: int) -> None:
+  """Worker set-up: Ctrl-C is the parent's to handle, and a worker exits when its parent dies
+  (even by SIGKILL), instead of drawing on for nobody."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  try:  # Linux: the kernel sends SIGKILL when the parent exits
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):
+    pass
+
+  def watch():  # elsewhere, or if the parent died before prctl: poll
+    while os.getppid() == parent_pid:
+      time.sleep(1.0)
+    os._exit(1)
+
+  threading.Thread(target=watch, daemon=True).start()
+
+
 def write_tree(root: str, *, seed: int, sizes: dict[str, int], workers: int | None = None) -> None:
   """Writes a CelebAMask-HQ-layout tree of synthetic faces under `root`."""
   total = sum(sizes.values())
@@ -369,8 +390,12 @@ def write_tree(root: str, *, seed: int, sizes: dict[str, int], workers: int | No
   workers = workers or os.cpu_count() or 1
   if workers > 1 and total > 16:
     # spawn, not fork: the caller may already run JAX threads, which fork can deadlock.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    try:
       list(pool.map(_write_one, jobs, chunksize=8))
+    finally:  # on Ctrl-C or an error, drop the queued work instead of finishing it
+      pool.shutdown(wait=False, cancel_futures=True)
   else:
     for job in jobs:
       _write_one(job)

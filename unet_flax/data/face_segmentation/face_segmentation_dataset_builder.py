@@ -26,7 +26,7 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.
 if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
-from unet_flax.data import bitplanes, celebamask_hq, folder, parts as parts_lib, synthetic  # noqa: E402
+from unet_flax.data import bitplanes, celebamask_hq, checks, folder, parts as parts_lib, synthetic  # noqa: E402
 
 class BitPackedMasks(tfds.features.Tensor):
   """uint8 (S, S, P) 0/1 masks, serialized as zlib-compressed bit-planes."""
@@ -124,11 +124,18 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         open(done, 'w').close()
     else:
       root = str(dl_manager.manual_dir)
+    # Every input is checked before the first example is written.
     if cfg.source == 'folder':
-      pairs = {s: folder.list_pairs(root, s) for s in folder.SPLIT_DIRS}  # fail before writing
+      pairs = {s: folder.list_pairs(root, s) for s in folder.SPLIT_DIRS}
+      checks.preflight([(stem, image, [mask]) for s in pairs for stem, image, mask in pairs[s]],
+                       what=f'folder dataset in {root}', image_size=cfg.image_size, threads=_threads())
       return {s: self._generate_examples(folder.iter_examples(pairs[s], s, cfg.image_size, _threads()))
               for s in folder.SPLIT_DIRS}
     splits = celebamask_hq.read_split_indices(root)
+    if cfg.source != 'synthetic':  # drawn by us just now
+      checks.preflight([celebamask_hq.example_files(root, i) for s in splits for i in splits[s]],
+                       what=f'CelebAMask-HQ in {root}', image_size=cfg.image_size, mask_shape='aspect',
+                       threads=_threads())
     return {s: self._generate_examples(
         celebamask_hq.iter_examples(root, splits[s], cfg.image_size, _threads()))
             for s in celebamask_hq.SPLITS if splits[s]}
