@@ -13,6 +13,7 @@ import pytest
 
 from configs import test as test_config
 from unet_flax import checkpoints, losses, metrics as metrics_lib, model as model_lib, steps, train
+from unet_flax import workdir as workdir_lib
 from unet_flax.data import parts as parts_lib, pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -199,22 +200,63 @@ def _params(workdir, cfg):
   return state
 
 
-def test_resumed_run_equals_uninterrupted_bitwise(tmp_path, synthetic_data_dir, synthetic_builder):
-  full = _test_cfg(synthetic_data_dir)
-  train.train_and_evaluate(full, str(tmp_path / 'full'))
-  half = _test_cfg(synthetic_data_dir, num_train_steps=3)
-  train.train_and_evaluate(half, str(tmp_path / 'resumed'))
-  assert _params(tmp_path / 'resumed', half).step == 3
-  train.train_and_evaluate(full, str(tmp_path / 'resumed'))  # restarts from step 3
-  a, b = _params(tmp_path / 'full', full), _params(tmp_path / 'resumed', full)
+def resume_cfg(data_dir):
+  """Everything that could break an exact resume: batch norm, dropout, augmentation, a warmup-cosine
+  schedule, a train-metrics window open across the checkpoint (log every 2, checkpoint every 3)."""
+  return _test_cfg(data_dir, **{'model.norm': 'batch', 'model.dropout': 0.1, 'optimizer.schedule': 'warmup_cosine',
+                                'optimizer.warmup_steps': 2, 'loss.name': 'bce_dice'})
+
+
+_KILLED_RUN = """
+import os, signal, sys, time
+sys.path.insert(0, {repo!r})
+from tests.test_train import resume_cfg
+from unet_flax import steps, train
+real = steps.pmap_steps
+def pmap_steps_killed_in_step_5(*args, **kwargs):
+  p_train, p_eval = real(*args, **kwargs)
+  calls = []
+  def step(state, batch):
+    calls.append(1)
+    if len(calls) == 2:
+      time.sleep(3)  # so the first start's wall time is long enough to be told apart
+    if len(calls) == 5:
+      time.sleep(2)  # the step-3 checkpoint commits (asynchronously); then the power goes
+      os.kill(os.getpid(), signal.SIGKILL)
+    return p_train(state, batch)
+  return step, p_eval
+train.pmap_steps = pmap_steps_killed_in_step_5
+train.train_and_evaluate(resume_cfg({data_dir!r}), {workdir!r})
+"""
+
+
+def test_resume_after_sigkill_equals_uninterrupted_bitwise(tmp_path, synthetic_data_dir, synthetic_builder):
+  cfg = resume_cfg(synthetic_data_dir)
+  train.train_and_evaluate(cfg, str(tmp_path / 'full'))
+  killed = subprocess.run([sys.executable, '-c', _KILLED_RUN.format(
+      repo=REPO, data_dir=str(synthetic_data_dir), workdir=str(tmp_path / 'resumed'))],
+      capture_output=True, text=True, timeout=300)
+  assert killed.returncode == -9, killed.stderr[-3000:]
+  assert sorted(n for n in os.listdir(tmp_path / 'resumed' / 'checkpoints') if n.isdigit()) == ['3']
+  train.train_and_evaluate(cfg, str(tmp_path / 'resumed'))  # resumes from step 3
+  a, b = _params(tmp_path / 'full', cfg), _params(tmp_path / 'resumed', cfg)
   assert a.step == b.step == 6
-  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a.params, b.params)
-  jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a.opt_state, b.opt_state)
-  rows = [json.loads(l) for l in open(tmp_path / 'resumed' / 'metrics.jsonl')]
-  assert [r['step'] for r in rows if r['split'] == 'validation'] == [3, 6]
+  for part in ('params', 'opt_state', 'batch_stats'):
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(getattr(a, part)), jax.device_get(getattr(b, part)))
+  # Every logged number too: the step-4 train row covers steps 3 and 4 in both runs, since the
+  # open metrics window was checkpointed at step 3. Rows the killed run wrote after its
+  # checkpoint are superseded by the resumed run's.
+  rows = lambda w: [{k: v for k, v in r.items() if k != 'wall_seconds'}
+                    for r in workdir_lib.read_metrics(str(tmp_path / w))]
+  assert rows('full') == rows('resumed')
+  assert [r['step'] for r in rows('full') if r['split'] == 'train'] == [2, 4, 6]
   provenance = json.load(open(tmp_path / 'resumed' / 'provenance.json'))
   assert len(provenance) == 2 and provenance[0]['dataset']['config'] == 'synthetic_seed7_24_6_5'
-  assert json.load(open(tmp_path / 'resumed' / 'config.json'))['model']['image_size'] == 64
+  # Wall time counts both starts: more than the resumed start alone took.
+  with checkpoints.Manager(str(tmp_path / 'resumed'), cfg, read_only=True) as manager:
+    before_kill = manager.restore(train.Experiment(cfg).initial_state(), '3', with_progress=True)[2]
+  summary = [r for r in workdir_lib.read_metrics(str(tmp_path / 'resumed')) if r['split'] == 'summary'][-1]
+  assert before_kill['wall_seconds'] >= 3 and summary['wall_seconds'] > before_kill['wall_seconds']
 
 
 def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path, synthetic_data_dir, synthetic_builder,

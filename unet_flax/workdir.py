@@ -235,8 +235,9 @@ class TrainingLock:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-  """metrics.jsonl rows; a torn or corrupt line (a run killed mid-write) is skipped with a
-  warning naming the file and line."""
+  """metrics.jsonl rows in step order; a torn or corrupt line (a run killed mid-write) is skipped
+  with a warning naming the file and line. Rows a killed run wrote after its last checkpoint
+  are written again by the resumed run: the later row of a (split, step) wins."""
   path = os.path.join(workdir, 'metrics.jsonl')
   if not os.path.exists(path):
     return []
@@ -254,7 +255,8 @@ def read_metrics(workdir: str) -> list[dict]:
                         'skipped.', path, line_no)
         continue
       rows.append(row)
-  return rows
+  latest = {(r['split'], r['step']): i for i, r in enumerate(rows)}
+  return [rows[i] for i in sorted(latest.values(), key=lambda i: (rows[i]['step'], i))]
 
 
 class MetricWriter:
