@@ -308,8 +308,11 @@ def test_main_trains_then_eval_mode_writes_metrics(tmp_path, synthetic_data_dir,
   done = _run_main(*common, '--mode=eval', '--checkpoint=latest')
   assert done.returncode == 0, done.stderr[-3000:]
   result = json.load(open(tmp_path / 'eval_test.json'))
-  assert result['step'] == 3 and result['split'] == 'test'
+  assert result['step'] == 3 and result['split'] == 'test' and result['target'] == 'eyeglasses'
   assert 0 <= result['dice'] <= 1 and np.isfinite(result['bce'])
+  # The model runs at 64x64 and the labels are stored at 256x256: both are reported, the
+  # label resolution as the headline.
+  assert 0 <= result['model_size/dice'] <= 1 and result['model_size/loss'] == result['loss']
 
 
 def test_eval_mode_without_checkpoint_is_a_clear_error(tmp_path, synthetic_data_dir, synthetic_builder):
@@ -331,3 +334,16 @@ def test_end_to_end_tiny_run_learns(tmp_path, synthetic_data_dir, synthetic_buil
   _, labels = validation.examples(exp.target, range(len(validation)))
   chance = 2 * labels.mean() / (1 + labels.mean())  # Dice of calling every pixel skin
   assert result['dice'] > chance + 0.15, (result, chance)
+
+
+def test_eval_scores_masks_at_the_label_resolution(synthetic_data_dir, synthetic_builder):
+  """Published figures score masks at the stored label size: the logits are upsampled to it."""
+  cfg = _test_cfg(synthetic_data_dir)  # model at 64x64, labels stored at 256x256
+  exp = train.Experiment(cfg)
+  _, p_eval = steps.pmap_steps(exp.loss_fn, cfg, exp.target.mirror_label_map)
+  validation = exp.split('validation')
+  totals = train.evaluate(p_eval, exp.initial_state(), validation, exp.target, cfg)
+  assert float(totals['label_size'].counts.pixels) == len(validation) * 256 * 256
+  assert float(totals['model_size'].counts.pixels) == len(validation) * 64 * 64
+  summary = train.summarize_eval(totals, exp.class_names)
+  assert {'dice', 'model_size/dice', 'loss'} <= set(summary)

@@ -59,6 +59,11 @@ def prepare(dataset_cfg) -> Builder:
   the same data_dir from inputs that differ is refused rather than silently reusing
   the old build.
   """
+  data_dir = os.path.expanduser(dataset_cfg.data_dir)
+  parent = next((p for p in _ancestors(data_dir) if os.path.lexists(p)), None)
+  if parent is not None and not os.path.isdir(parent):
+    raise DatasetLayoutError(f'config.dataset.data_dir={dataset_cfg.data_dir}: {parent} is a file, not a '
+                             f'folder; point data_dir at a folder (it is created if missing).')
   builder = make_builder(dataset_cfg)
   manual_dir = dataset_cfg.get('manual_dir') or None
   prepared = _is_prepared(builder)
@@ -77,6 +82,15 @@ def prepare(dataset_cfg) -> Builder:
     with open(os.path.join(builder.data_dir, SOURCE_FILE), 'w') as f:
       json.dump({'manual_dir': manual_dir, 'fingerprint': checks.fingerprint(manual_dir)}, f, indent=2)
   return builder
+
+
+def _ancestors(path: str):
+  path = os.path.abspath(path)
+  while True:
+    yield path
+    if os.path.dirname(path) == path:
+      return
+    path = os.path.dirname(path)
 
 
 def _check_same_source(builder, manual_dir: str) -> None:
