@@ -62,6 +62,22 @@ def celeba_builder(tmp_path_factory):
   return dataset_lib.prepare(dataset_config('celebamask_hq', data_dir, root))
 
 
+def test_config_with(data_dir, **overrides):
+  """configs/test.py on the tests' synthetic data_dir, with dotted-key overrides."""
+  from configs import test as test_config
+  cfg = test_config.get_config()
+  cfg.dataset.data_dir = str(data_dir)
+  for key, value in overrides.items():
+    node = cfg
+    *path, leaf = key.split('.')
+    for p in path:
+      node = node[p]
+    node[leaf] = value
+  return cfg
+
+
+test_config_with.__test__ = False  # a helper, not a test
+
 TINY_SYNTHETIC = {'train': 24, 'validation': 6, 'test': 5}
 
 

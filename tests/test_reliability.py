@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import test as test_config
-from tests.conftest import dataset_config
+from tests.conftest import dataset_config, test_config_with as _cfg
 from unet_flax import configuration, errors, train, workdir as workdir_lib
 from unet_flax.data import celebamask_hq, dataset as dataset_lib
 from unet_flax.predict import load_image
@@ -37,18 +36,6 @@ def _assert_user_error(done, *names, code=2):
   assert len(error_lines) == 1, done.stderr[-3000:]
   for name in names:
     assert name in error_lines[0], (name, error_lines[0])
-
-
-def _cfg(data_dir, **overrides):
-  cfg = test_config.get_config()
-  cfg.dataset.data_dir = str(data_dir)
-  for key, value in overrides.items():
-    node = cfg
-    *path, leaf = key.split('.')
-    for p in path:
-      node = node[p]
-    node[leaf] = value
-  return cfg
 
 
 # --- the command line: flags, config files and config values -----------------------------------

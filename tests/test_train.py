@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import test as test_config
 from unet_flax import checkpoints, losses, metrics as metrics_lib, model as model_lib, steps, train
 from unet_flax import workdir as workdir_lib
+from tests.conftest import test_config_with as _test_cfg
 from unet_flax.data import parts as parts_lib, pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -121,18 +121,6 @@ def test_face_parsing_metrics_per_class_and_mean_f1():
   assert got['accuracy'] == pytest.approx(0.75)
   assert got['f1/hat'] is None  # neither labelled nor predicted: not a perfect score
   assert got['mean_f1'] == pytest.approx(2 / 3)  # over the parts present: skin and nose
-
-
-def _test_cfg(data_dir, **overrides):
-  cfg = test_config.get_config()
-  cfg.dataset.data_dir = str(data_dir)
-  for key, value in overrides.items():
-    node = cfg
-    *path, leaf = key.split('.')
-    for p in path:
-      node = node[p]
-    node[leaf] = value
-  return cfg
 
 
 def test_training_does_not_depend_on_the_device_count(synthetic_data_dir, synthetic_builder):

@@ -12,13 +12,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from unet_flax import checkpoints, losses, model as model_lib, steps
-from unet_flax.data import checks, parts as parts_lib
+from unet_flax.data import parts as parts_lib
 
 
 def load_image(path: str) -> Image.Image:
   """Any image Pillow reads as 8-bit RGB, the way a viewer shows it: EXIF orientation applied,
   16-bit and 32-bit integer and float images scaled by their real range rather than clipped.
-  Raises one of `checks.UNREADABLE` for a file that is not a readable image."""
+  Raises one of `unet_flax.data.checks.UNREADABLE` for a file that is not a readable image."""
   with Image.open(path) as img:
     img = ImageOps.exif_transpose(img)
     if img.mode.startswith('I;16'):
