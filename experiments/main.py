@@ -74,6 +74,13 @@ def main(argv):
     with open(path, 'w') as f:
       json.dump(result, f, indent=2)
     print(f'Wrote {path}')
+    if 'mean_f1' in result:  # face parsing: the per-class table beside it
+      from unet_flax import metrics
+      table = os.path.join(workdir, f'eval_{FLAGS.split}_classes.md')
+      with open(table, 'w') as f:
+        f.write(metrics.per_class_markdown(result, f'{config.target}, {FLAGS.split} split, step {result["step"]} '
+                                                   f'({FLAGS.checkpoint} checkpoint)'))
+      print(f'Wrote {table}')
 
 
 if __name__ == '__main__':

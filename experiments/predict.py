@@ -4,8 +4,8 @@
     python -m experiments.predict --workdir=runs/quick --input=photos/ --masks=photos_masks/
     python -m experiments.predict --workdir=runs/quick --from_test_split=8
 
-Writes per image <stem>_mask.png (0/255 at the original size, or a colour label map for face
-parsing) and <stem>_overlay.png (image with the mask tinted over it; beside the ground truth
+Writes per image <stem>_mask.png (0/255 at the original size; for face parsing a colour
+label map with its legend, plus <stem>_labels.png holding the class ids) and <stem>_overlay.png (image with the mask tinted over it; beside the ground truth
 when --masks holds <stem>.png). Every format Pillow reads is accepted, EXIF orientation
 is applied and 16-bit images are scaled by their range. Unreadable files are reported
 by name and skipped; the inputs and the output folder are checked before the model loads.
@@ -78,8 +78,12 @@ def main(argv):
   k = predictor.num_classes
 
   def save(stem, image, label, truth=None):
-    mask = pictures.colourize(label, k) if k > 1 else (label * 255).astype(np.uint8)
-    Image.fromarray(mask).save(os.path.join(output, f'{stem}_mask.png'))
+    if k > 1:
+      Image.fromarray(pictures.with_legend(pictures.colourize(label, k), predictor.class_names)).save(
+          os.path.join(output, f'{stem}_mask.png'))
+      Image.fromarray(label.astype(np.uint8)).save(os.path.join(output, f'{stem}_labels.png'))
+    else:
+      Image.fromarray((label * 255).astype(np.uint8)).save(os.path.join(output, f'{stem}_mask.png'))
     panels = [pictures.overlay(image, label, k)]
     if truth is not None:
       panels.append(pictures.overlay(image, truth, k))

@@ -68,3 +68,23 @@ def test_report_table_has_a_row_per_workdir(trained_workdir, tmp_path):
   lines = text.strip().splitlines()
   assert len(lines) == 3 and '| eyeglasses |' in lines[2] and '0.2500' in lines[2]
   assert lines[2].split('|')[4].strip() == '3'  # steps
+
+
+def test_face_parsing_pictures_carry_a_legend_and_a_per_class_table():
+  from unet_flax import metrics, pictures
+  from unet_flax.data import parts as parts_lib
+  names = parts_lib.class_names('face_parsing', parts_lib.CELEBAMASK_HQ_PARTS)
+  for size in (256, 64):  # one column of 13-pixel rows; or 11-pixel rows wrapped in columns
+    labels = np.arange(19, dtype=np.uint8).repeat(size // 19 + 1)[:size][None].repeat(size, 0)
+    picture = pictures.with_legend(pictures.colourize(labels, 19), names)
+    assert picture.shape[0] == size and picture.shape[1] > size + 40
+    panel, row = picture[:, size:], max(11, size // 19)
+    per_column, column = size // row, (picture.shape[1] - size) // -(-19 // (size // row))
+    for i in (0, 5, 18):  # each class's swatch has its palette colour, in class order
+      y, x = (i % per_column) * row + row // 2, (i // per_column) * column + 3 + row // 2
+      assert (panel[y, x] == pictures.PALETTE[i]).all(), (size, i)
+  summary = {'mean_f1': 0.5, 'mean_iou': 0.4, **{f'f1/{n}': 0.5 for n in names},
+             **{f'iou/{n}': 0.4 for n in names}, 'f1/hat': None, 'iou/hat': None}
+  table = metrics.per_class_markdown(summary, 'face_parsing, test split')
+  assert '| l_eye | 0.5000 | 0.4000 |' in table and '| hat | - | - |' in table
+  assert table.count('\n|') == 2 + 19 + 1  # header, rule, 19 classes, mean

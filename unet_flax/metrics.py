@@ -119,3 +119,14 @@ def summarize(metrics: SegmentationMetrics, class_names: Sequence[str]) -> dict:
     out[f'f1/{name}'] = None if absent else float(counts['f1'][i])
     out[f'iou/{name}'] = None if absent else float(counts['iou'][i])
   return out
+
+
+def per_class_markdown(summary: dict, title: str) -> str:
+  """A Markdown table of the per-class F1 and IoU in a face-parsing `summarize` result."""
+  names = [k.split('/', 1)[1] for k in summary if k.startswith('f1/')]
+  fmt = lambda v: '-' if v is None else f'{v:.4f}'
+  lines = [f'# {title}', '', '| class | F1 | IoU |', '|---|---|---|']
+  lines += [f'| {n} | {fmt(summary[f"f1/{n}"])} | {fmt(summary[f"iou/{n}"])} |' for n in names]
+  lines += [f'| **mean over parts present** | {fmt(summary["mean_f1"])} | {fmt(summary["mean_iou"])} |', '',
+            '"-": the class is neither labelled nor predicted in this split.', '']
+  return '\n'.join(lines)

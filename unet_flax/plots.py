@@ -12,7 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from unet_flax import workdir as workdir_lib  # noqa: E402
-from unet_flax.pictures import colourize, overlay  # noqa: E402
+from unet_flax.data import parts as parts_lib  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from unet_flax.pictures import PALETTE, colourize, overlay  # noqa: E402
 
 
 def training_history(workdir: str) -> str:
@@ -36,10 +39,15 @@ def training_history(workdir: str) -> str:
   return path
 
 
-def sample_predictions(workdir: str, images, labels, predictions, num_classes: int) -> str:
-  """A grid: one row per example with image, ground truth, prediction and overlay."""
+def sample_predictions(workdir: str, images, labels, predictions, num_classes: int,
+                       class_names=None) -> str:
+  """A grid: one row per example with image, ground truth, prediction and overlay; face parsing
+  adds a legend of the class colours."""
   n = len(images)
   fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
+  if num_classes > 1 and class_names:
+    fig.legend(handles=[Patch(color=PALETTE[i] / 255, label=name) for i, name in enumerate(class_names)],
+               loc='center right', fontsize=8, frameon=False)
   for row in range(n):
     image = (np.asarray(images[row]) * 255).astype(np.uint8)
     for col, (title, pic) in enumerate((
@@ -50,7 +58,7 @@ def sample_predictions(workdir: str, images, labels, predictions, num_classes: i
       axes[row, col].axis('off')
       if row == 0:
         axes[row, col].set_title(title)
-  fig.tight_layout()
+  fig.tight_layout(rect=(0, 0, 0.84 if num_classes > 1 and class_names else 1, 1))
   path = os.path.join(workdir, 'sample_predictions.png')
   fig.savefig(path, dpi=80)
   plt.close(fig)
@@ -64,4 +72,5 @@ def write_all(workdir: str, config, num_examples: int = 6) -> list[str]:
   images, labels, preds, num_classes = predict.predict_test_examples(config, workdir, num_examples)
   if jax.process_index() != 0:
     return []
-  return [training_history(workdir), sample_predictions(workdir, images, labels, preds, num_classes)]
+  names = parts_lib.class_names(config.target, parts_lib.CELEBAMASK_HQ_PARTS)
+  return [training_history(workdir), sample_predictions(workdir, images, labels, preds, num_classes, names)]

@@ -49,6 +49,7 @@ class Predictor:
   def __init__(self, workdir: str, checkpoint: str = 'best', config=None):
     self.config = config or load_config(workdir)
     self.num_classes = parts_lib.num_classes(self.config.target)
+    self.class_names = parts_lib.class_names(self.config.target, parts_lib.CELEBAMASK_HQ_PARTS)
     with checkpoints.Manager(workdir, self.config, read_only=True) as manager:
       manager.resolve(checkpoint)  # a missing checkpoint is reported before the model is built
       model = model_lib.from_config(self.config.model, self.num_classes)

@@ -62,13 +62,15 @@ def summarize_eval(totals: dict, class_names) -> dict:
   return out
 
 
-def prediction_strip(state, split, target_maker, config, count: int = 4) -> np.ndarray:
-  """[count, H, 3W, 3] uint8: image | ground truth | prediction, for TensorBoard."""
+def prediction_strip(state, split, target_maker, config, class_names, count: int = 4) -> np.ndarray:
+  """[count, H, 3W (+ legend), 3] uint8: image | ground truth | prediction, for TensorBoard;
+  face parsing adds the class legend."""
   images, labels = pipeline.examples_at_model_size(split, target_maker, count, config.model.image_size)
   logits = predict_step(state, images, image_size=config.model.image_size)
   preds, k = np.asarray(losses.predicted_labels(logits)), logits.shape[-1]
-  return np.stack([np.concatenate([(im * 255).astype(np.uint8), pictures.colourize(y, k), pictures.colourize(p, k)], 1)
-                   for im, y, p in zip(images, labels, preds)])
+  rows = [np.concatenate([(im * 255).astype(np.uint8), pictures.colourize(y, k), pictures.colourize(p, k)], 1)
+          for im, y, p in zip(images, labels, preds)]
+  return np.stack([pictures.with_legend(r, class_names) if k > 1 else r for r in rows])
 
 
 class Experiment:
@@ -206,7 +208,7 @@ def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals:
       last_eval = summarize_eval(evaluate(p_eval, state, validation, exp.target, config), exp.class_names)
       writer.write(step, 'validation', last_eval)
       writer.write_images(step, {'validation/image_truth_prediction': prediction_strip(
-          state, validation, exp.target, config)})
+          state, validation, exp.target, config, exp.class_names)})
       save(step, last_eval)
     elif step % config.checkpoint_every_steps == 0:
       _check_finite(all_finite, step, manager)
