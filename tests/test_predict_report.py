@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from experiments import report
+from unet_flax import reports
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,7 +64,7 @@ def test_report_table_has_a_row_per_workdir(trained_workdir, tmp_path):
   (trained_workdir / 'eval_test.json').write_text(json.dumps(
       {'step': 3, 'split': 'test', 'bce': 0.5, 'accuracy': 0.9, 'dice': 0.25, 'iou': 0.1}))
   (tmp_path / 'not_a_run').mkdir()
-  text = report.table([str(trained_workdir), str(tmp_path / 'not_a_run')])
+  text = reports.table([str(trained_workdir), str(tmp_path / 'not_a_run')])
   lines = text.strip().splitlines()
   assert len(lines) == 3 and '| eyeglasses |' in lines[2] and '0.2500' in lines[2]
   assert lines[2].split('|')[4].strip() == '3'  # steps
@@ -88,3 +88,25 @@ def test_face_parsing_pictures_carry_a_legend_and_a_per_class_table():
   table = metrics.per_class_markdown(summary, 'face_parsing, test split')
   assert '| l_eye | 0.5000 | 0.4000 |' in table and '| hat | - | - |' in table
   assert table.count('\n|') == 2 + 19 + 1  # header, rule, 19 classes, mean
+
+
+def test_sweep_grid_zip_and_commands(tmp_path, synthetic_data_dir, synthetic_builder):
+  common = ['--config=configs/test.py', '--sweep=optimizer.name=adam,sgd', '--sweep=optimizer.learning_rate=1e-3,1e-2',
+            f'--set=dataset.data_dir={synthetic_data_dir}', f'--output={tmp_path}']
+  grid = _run('experiments.sweep', *common, '--print_commands')
+  assert grid.returncode == 0, grid.stderr[-2000:]
+  lines = grid.stdout.strip().splitlines()
+  assert len(lines) == 4 and all('--mode=eval' in l for l in lines)
+  assert 'optimizer.name=sgd,optimizer.learning_rate=1e-3' in lines[2]
+  # Zipped pairs, run for real (2 steps each), then a rerun skips both.
+  done = _run('experiments.sweep', *common, '--zip', '--set=num_train_steps=2', '--set=eval_every_steps=2')
+  assert done.returncode == 0, done.stderr[-3000:]
+  names = ['optimizer.name=adam,optimizer.learning_rate=1e-3', 'optimizer.name=sgd,optimizer.learning_rate=1e-2']
+  for name in names:
+    assert json.load(open(tmp_path / name / 'eval_test.json'))['step'] == 2
+  table = (tmp_path / 'results.md').read_text()
+  assert all(f'| {name} |' in table for name in names) and (tmp_path / 'curves.png').exists()
+  again = _run('experiments.sweep', *common, '--zip', '--set=num_train_steps=2', '--set=eval_every_steps=2')
+  assert again.stdout.count('finished, skipped') == 2
+  bad = _run('experiments.sweep', '--config=configs/test.py', '--sweep=optimizer.name', '--print_commands')
+  assert bad.returncode == 2 and bad.stderr.startswith('error: --sweep=') and 'Traceback' not in bad.stderr

@@ -39,6 +39,27 @@ def training_history(workdir: str) -> str:
   return path
 
 
+def compare_runs(workdirs, labels, path: str) -> str:
+  """Validation loss and score (Dice, or mean F1) of several runs against steps, overlaid."""
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+  for workdir, label in zip(workdirs, labels):
+    rows = [r for r in workdir_lib.read_metrics(workdir) if r['split'] == 'validation']
+    score = 'mean_f1' if any('mean_f1' in r for r in rows) else 'dice'
+    for ax, key in zip(axes, ('loss', score)):
+      pts = [(r['step'], r[key]) for r in rows if r.get(key) is not None]
+      if pts:
+        ax.plot(*zip(*pts), 'o-', label=label, markersize=3)
+  for ax, title in zip(axes, ('validation loss', 'validation Dice / mean F1')):
+    ax.set_title(title)
+    ax.set_xlabel('step')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
 def sample_predictions(workdir: str, images, labels, predictions, num_classes: int,
                        class_names=None) -> str:
   """A grid: one row per example with image, ground truth, prediction and overlay; face parsing
