@@ -26,6 +26,7 @@ def get_config():
   c.dataset.synthetic_seed = 0
 
   c.model = ml_collections.ConfigDict()
+  c.model.kind = 'unet'  # unet | pix2pix (the U-Net as generator against a PatchGAN; see c.gan)
   c.model.image_size = 256
   c.model.base_features = 64
   c.model.depth = 4
@@ -46,8 +47,14 @@ def get_config():
   c.optimizer.schedule = 'constant'  # constant | warmup_cosine
   c.optimizer.warmup_steps = 0
   c.optimizer.weight_decay = 1e-4
-  c.optimizer.momentum = 0.9
+  c.optimizer.momentum = 0.9  # sgd
+  c.optimizer.beta1 = 0.9  # adam, adamw
   c.optimizer.grad_clip_norm = 0.0  # 0 = off
+
+  c.gan = ml_collections.ConfigDict()  # model.kind=pix2pix only
+  c.gan.l1_weight = 100.0  # generator loss = adversarial BCE + l1_weight x L1
+  c.gan.disc_features = 64  # PatchGAN widths: 64, 128, 256, 512
+  c.gan.output = 'sigmoid'  # sigmoid | tanh: how the generator's logits become a mask
 
   c.augment = ml_collections.ConfigDict()
   c.augment.enabled = True

@@ -1,6 +1,7 @@
 """Model, losses, metrics, the pmapped step, checkpoints/resume, eval mode and the NaN guard."""
 
 import functools
+import importlib
 import json
 import os
 import subprocess
@@ -335,3 +336,69 @@ def test_eval_scores_masks_at_the_label_resolution(synthetic_data_dir, synthetic
   assert float(totals['model_size'].counts.pixels) == len(validation) * 64 * 64
   summary = train.summarize_eval(totals, exp.class_names)
   assert {'dice', 'model_size/dice', 'loss'} <= set(summary)
+
+
+# --- pix2pix: the U-Net as generator against a PatchGAN, in the same loop -------------------------
+
+def _gan_cfg(data_dir, **overrides):
+  cfg = _test_cfg(data_dir, **overrides)
+  pix2pix = importlib.import_module('configs.pix2pix_lips_eyes').get_config()
+  cfg.model.kind, cfg.optimizer, cfg.loss = 'pix2pix', pix2pix.optimizer, pix2pix.loss
+  cfg.target, cfg.gan.disc_features = 'eyes_lips', 8
+  return cfg
+
+
+def test_patch_discriminator_sees_70x70_patches():
+  disc = model_lib.PatchDiscriminator()
+  image, mask = jnp.zeros((2, 256, 256, 3)), jnp.zeros((2, 256, 256, 1))
+  variables = jax.eval_shape(disc.init, jax.random.key(0), image, mask)
+  assert jax.eval_shape(disc.apply, variables, image, mask).shape == (2, 30, 30)
+  assert sum(x.size for x in jax.tree.leaves(variables)) == 2_767_553  # pix2pix's discriminator
+  # Receptive field: one output patch logit depends on exactly a 70x70 input window (without
+  # instance normalisation, whose statistics span the whole image).
+  disc = model_lib.PatchDiscriminator(normalize=False)
+  params = disc.init(jax.random.key(0), jnp.zeros((1, 96, 96, 3)), jnp.zeros((1, 96, 96, 1)))
+  grad = jax.grad(lambda im: disc.apply(params, im, jnp.zeros((1, 96, 96, 1)))[0, 5, 5])(jnp.ones((1, 96, 96, 3)))
+  rows, cols = np.nonzero(np.abs(np.asarray(grad[0]).sum(-1)) > 0)
+  assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
+
+
+def test_gan_step_updates_both_networks_and_losses_have_the_right_signs(synthetic_data_dir, synthetic_builder):
+  cfg = _gan_cfg(synthetic_data_dir)
+  exp = train.Experiment(cfg)
+  state = exp.initial_state()
+  assert isinstance(state, steps.GanState)
+  train_step, p_eval = steps.pmap_steps(exp.loss_fn, cfg, exp.target.mirror_label_map)
+  p_train = lambda s, b: train_step(jax.tree.map(jnp.copy, s), b)  # the step donates its input
+  batch = next(pipeline.train_iterator(exp.train_split, exp.target, global_batch_size=8, seed=0))
+  new, _, health = p_train(state, batch)
+  assert bool(health['finite']) and int(new.step) == 1
+  for net in ('generator', 'discriminator'):
+    before, after = jax.tree.leaves(getattr(state, net).params), jax.tree.leaves(getattr(new, net).params)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after)), net
+  assert float(health['loss']) == pytest.approx(float(health['g_adversarial']) + 100 * float(health['g_l1']), rel=1e-5)
+  assert 0 < float(health['g_l1']) < 1 and float(health['d_loss']) > 0
+  # The discriminator's loss falls when it alone trains against a fixed generator.
+  frozen_generator = state.generator
+  d_losses = []
+  for _ in range(6):
+    state, _, health = p_train(state, batch)
+    d_losses.append(float(health['d_loss']))
+    state = state.replace(generator=frozen_generator)
+  assert d_losses[-1] < d_losses[0] - 0.05, d_losses
+  # Evaluation and prediction use the generator: the same metrics as the U-Net.
+  totals = train.evaluate(p_eval, state, exp.split('validation'), exp.target, cfg)
+  assert {'dice', 'bce', 'accuracy', 'iou'} <= set(train.summarize_eval(totals, exp.class_names))
+
+
+def test_gan_checkpoint_holds_both_networks_and_resumes_exactly(tmp_path, synthetic_data_dir, synthetic_builder):
+  cfg = _gan_cfg(synthetic_data_dir, num_train_steps=4, checkpoint_every_steps=2, eval_every_steps=4)
+  train.train_and_evaluate(cfg, str(tmp_path / 'full'))
+  cfg.num_train_steps = 2
+  train.train_and_evaluate(cfg, str(tmp_path / 'resumed'))
+  cfg.num_train_steps = 4
+  train.train_and_evaluate(cfg, str(tmp_path / 'resumed'))
+  a, b = _params(tmp_path / 'full', cfg), _params(tmp_path / 'resumed', cfg)
+  assert isinstance(a, steps.GanState) and int(a.step) == int(b.step) == 4
+  for x, y in zip(jax.tree.leaves(jax.device_get(a)), jax.tree.leaves(jax.device_get(b)), strict=True):
+    np.testing.assert_array_equal(x, y)

@@ -32,6 +32,9 @@ def _number_problems(config) -> list[str]:
       ('optimizer.warmup_steps', c.optimizer.warmup_steps, lambda v: isinstance(v, int) and v >= 0, '>= 0'),
       ('optimizer.weight_decay', c.optimizer.weight_decay, lambda v: v >= 0, '>= 0'),
       ('optimizer.momentum', c.optimizer.momentum, lambda v: 0 <= v < 1, 'in [0, 1)'),
+      ('optimizer.beta1', c.optimizer.beta1, lambda v: 0 <= v < 1, 'in [0, 1)'),
+      ('gan.l1_weight', c.gan.l1_weight, lambda v: v >= 0, '>= 0'),
+      ('gan.disc_features', c.gan.disc_features, lambda v: isinstance(v, int) and v > 0, '> 0'),
       ('optimizer.grad_clip_norm', c.optimizer.grad_clip_norm, lambda v: v >= 0, '>= 0 (0 = off)'),
       ('augment.rotation_degrees', c.augment.rotation_degrees, lambda v: 0 <= v <= 180, 'in [0, 180]'),
       ('augment.brightness', c.augment.brightness, lambda v: 0 <= v <= 1, 'in [0, 1]'),
@@ -83,6 +86,13 @@ def validate(config, devices: int, hosts: int = 1) -> None:
     if problem:
       problems.append(problem)
   classes = parts_lib.num_classes(config.target)
+  if config.model.kind not in steps.MODEL_KINDS:
+    problems.append(f'config.model.kind={config.model.kind!r}: use one of {list(steps.MODEL_KINDS)}')
+  elif config.model.kind == 'pix2pix' and classes > 1:
+    problems.append(f'config.model.kind=pix2pix makes one binary mask; config.target={config.target!r} '
+                    f'has {classes} classes')
+  if config.gan.output not in ('sigmoid', 'tanh'):
+    problems.append(f'config.gan.output={config.gan.output!r}: use sigmoid or tanh')
   if classes > 1 and config.loss.name in ('bce', 'focal'):
     problems.append(f'config.loss.name={config.loss.name!r} is for binary targets; '
                     f'config.target={config.target!r} needs cross_entropy, dice or bce_dice')

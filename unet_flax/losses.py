@@ -89,6 +89,17 @@ def soft_dice(logits, labels, weights, axis_name=None):
   return 1.0 - jnp.mean((2 * inter + EPS) / (total + EPS))
 
 
+def adversarial(logits, real: bool, axis_name=None):
+  """GAN BCE over a discriminator's patch logits [B, h, w]: towards 1 for real, 0 for fake."""
+  per_patch = jax.nn.softplus(-logits) if real else jax.nn.softplus(logits)
+  return _mean(per_patch, jnp.ones(logits.shape[0]), axis_name)
+
+
+def l1(prediction, target, axis_name=None):
+  """Mean absolute difference over the global batch."""
+  return _mean(jnp.abs(prediction - target), jnp.ones(prediction.shape[0]), axis_name)
+
+
 def cross_entropy(logits, labels, weights, pos_weight=1.0, axis_name=None):
   if logits.shape[-1] == 1:
     return bce(logits, labels, weights, pos_weight, axis_name)

@@ -128,6 +128,25 @@ class UNet(nn.Module):
     return logits[:, :h, :w]
 
 
+class PatchDiscriminator(nn.Module):
+  """pix2pix's 70x70 PatchGAN: one real/fake logit per overlapping 70x70 patch of the
+  (image, mask) pair, concatenated on channels. Four 4x4 convolutions (stride 2, 2, 2, 1;
+  `features` x 1, 2, 4, 8) and a 4x4 output convolution: a 256x256 input gives 30x30 logits.
+  Instance normalisation (per example) keeps it independent of how the batch is split."""
+  features: int = 64
+  normalize: bool = True
+
+  @nn.compact
+  def __call__(self, image, mask):
+    x = jnp.concatenate([image, mask], axis=-1)
+    for i, (mult, stride) in enumerate(((1, 2), (2, 2), (4, 2), (8, 1))):
+      x = nn.Conv(self.features * mult, (4, 4), strides=stride, padding=((1, 1), (1, 1)), name=f'conv_{i}')(x)
+      if i and self.normalize:
+        x = nn.GroupNorm(num_groups=None, group_size=1, name=f'norm_{i}')(x)
+      x = nn.leaky_relu(x, 0.2)
+    return nn.Conv(1, (4, 4), padding=((1, 1), (1, 1)), name='logits')(x)[..., 0]
+
+
 def from_config(model_cfg, num_classes: int) -> UNet:
   dtypes = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
   if model_cfg.dtype not in dtypes:

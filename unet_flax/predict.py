@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 from PIL import Image, ImageOps
 
-from unet_flax import checkpoints, losses, model as model_lib, steps
+from unet_flax import checkpoints, losses, steps
 from unet_flax.data import parts as parts_lib
 
 
@@ -52,10 +52,10 @@ class Predictor:
     self.class_names = parts_lib.class_names(self.config.target, parts_lib.CELEBAMASK_HQ_PARTS)
     with checkpoints.Manager(workdir, self.config, read_only=True) as manager:
       manager.resolve(checkpoint)  # a missing checkpoint is reported before the model is built
-      model = model_lib.from_config(self.config.model, self.num_classes)
-      tx = steps.make_optimizer(self.config.optimizer, max(self.config.num_train_steps, 1))
-      template = steps.create_train_state(jax.random.key(0), model, self.config.model.image_size, tx)
-      self.state, _ = manager.restore(template, checkpoint)
+      template = steps.create_state(jax.random.key(0), self.config, self.num_classes,
+                                    max(self.config.num_train_steps, 1))
+      state, _ = manager.restore(template, checkpoint)
+    self.state = steps.inference_state(state)
     self.step = int(self.state.step)
 
   def logits(self, images: np.ndarray) -> np.ndarray:

@@ -1,5 +1,11 @@
 """Pure step functions: train state, optimiser, and the train/eval/predict steps.
 
+Two kinds of model share them (config.model.kind): the U-Net, trained on a segmentation
+loss (`train_step`), and pix2pix, the same U-Net as generator against a PatchGAN
+discriminator (`gan_train_step`, state `GanState`). Evaluation and prediction use the
+network that makes masks (`inference_state`), so the loop, checkpoints and metrics do
+not care which kind trains.
+
 The steps take a state and a per-device batch and use collectives over
 `axis_name`; replication lives only in `pmap_steps`, so moving to `jax.jit`
 with shardings changes that one function. This module imports no input
@@ -12,12 +18,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import flax
 import jax
 import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
-from unet_flax import augment, metrics as metrics_lib
+from unet_flax import augment, losses, metrics as metrics_lib, model as model_lib
 from unet_flax.errors import ConfigError
 
 AXIS = 'batch'
@@ -25,6 +32,19 @@ AXIS = 'batch'
 
 class TrainState(train_state.TrainState):
   batch_stats: Any = None
+
+
+class GanState(flax.struct.PyTreeNode):
+  """pix2pix: generator and discriminator, each with its own optimiser state."""
+  generator: TrainState
+  discriminator: TrainState
+
+  @property
+  def step(self):
+    return self.generator.step
+
+
+MODEL_KINDS = ('unet', 'pix2pix')
 
 
 def make_optimizer(opt_cfg, total_steps: int) -> optax.GradientTransformation:
@@ -36,9 +56,10 @@ def make_optimizer(opt_cfg, total_steps: int) -> optax.GradientTransformation:
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, warmup + 1))
   else:
     raise ConfigError(f'config.optimizer.schedule={opt_cfg.schedule!r}: use constant or warmup_cosine.')
+  b1 = opt_cfg.get('beta1', 0.9)
   makers = {
-      'adam': lambda: optax.adam(schedule),
-      'adamw': lambda: optax.adamw(schedule, weight_decay=opt_cfg.weight_decay),
+      'adam': lambda: optax.adam(schedule, b1=b1),
+      'adamw': lambda: optax.adamw(schedule, b1=b1, weight_decay=opt_cfg.weight_decay),
       'sgd': lambda: optax.sgd(schedule, momentum=opt_cfg.momentum, nesterov=True),
   }
   if opt_cfg.name not in makers:
@@ -54,6 +75,28 @@ def create_train_state(rng, model, image_size: int, tx) -> TrainState:
       rng, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
   return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
                            batch_stats=variables.get('batch_stats'))
+
+
+def create_state(rng, config, num_classes: int, total_steps: int) -> TrainState | GanState:
+  """The initial state for config.model.kind: a TrainState, or a GanState for pix2pix."""
+  kind = config.model.get('kind', 'unet')
+  if kind not in MODEL_KINDS:
+    raise ConfigError(f'config.model.kind={kind!r}: use one of {list(MODEL_KINDS)}.')
+  generator = create_train_state(rng, model_lib.from_config(config.model, num_classes),
+                                 config.model.image_size, make_optimizer(config.optimizer, total_steps))
+  if kind == 'unet':
+    return generator
+  size = config.model.image_size
+  disc = model_lib.PatchDiscriminator(config.gan.disc_features)
+  variables = jax.jit(disc.init)(jax.random.fold_in(rng, 1), jnp.zeros((1, size, size, 3)),
+                                 jnp.zeros((1, size, size, 1)))
+  return GanState(generator=generator, discriminator=TrainState.create(
+      apply_fn=disc.apply, params=variables['params'], tx=make_optimizer(config.optimizer, total_steps)))
+
+
+def inference_state(state: TrainState | GanState) -> TrainState:
+  """The network that maps images to mask logits."""
+  return state.generator if isinstance(state, GanState) else state
 
 
 def _apply(state, params, images, train, rng=None):
@@ -103,6 +146,66 @@ def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, a
   return new_state, step_metrics, {'grad_norm': grad_norm, 'finite': finite, 'loss': loss}
 
 
+def gan_train_step(state: GanState, batch, *, loss_fn, config, mirror_label_map, axis_name=AXIS):
+  """One pix2pix step: the discriminator, then the generator against the updated discriminator.
+
+  Discriminator: BCE on (image, real mask) towards 1 and (image, generated mask) towards 0,
+  halved. Generator: adversarial BCE + config.gan.l1_weight x L1 to the real mask. The
+  generated mask is the U-Net's logits through sigmoid (in [0, 1]) or tanh (in [-1, 1],
+  with image and real mask mapped there too); either way its threshold is logits > 0, so
+  evaluation is the U-Net's. Same guarantees as `train_step`: global-batch losses,
+  per-example keys, and a non-finite step rolled back whole. `loss_fn` is unused: the
+  logged loss is the generator's.
+  """
+  del loss_fn
+  step_key = jax.random.fold_in(jax.random.key(config.seed), state.step)
+  aug_key, dropout_key = jax.random.split(step_key)
+  images, labels = augment.resize(batch['image'], batch['label'], config.model.image_size)
+  if config.augment.enabled:
+    images, labels = augment.augment(aug_key, images, labels, config.augment, mirror_label_map, axis_name)
+  tanh = config.gan.output == 'tanh'
+  condition = images * 2 - 1 if tanh else images
+  real = labels[..., None].astype(jnp.float32)
+  real = real * 2 - 1 if tanh else real
+  gen, disc = state.generator, state.discriminator
+  discriminate = lambda params, mask: disc.apply_fn({'params': params}, condition, mask)
+
+  def generate(params):
+    logits, updates = _apply(gen, params, images, True, dropout_key)
+    return (jnp.tanh(logits) if tanh else jax.nn.sigmoid(logits)), (logits, updates)
+
+  fake, pull_back, (logits, updates) = jax.vjp(generate, gen.params, has_aux=True)
+
+  def disc_loss(params):
+    return 0.5 * (losses.adversarial(discriminate(params, real), True, axis_name)
+                  + losses.adversarial(discriminate(params, jax.lax.stop_gradient(fake)), False, axis_name))
+
+  d_loss, d_grads = jax.value_and_grad(disc_loss)(disc.params)
+  new_disc = disc.apply_gradients(grads=jax.lax.pmean(d_grads, axis_name))
+
+  def gen_loss(mask):
+    adv = losses.adversarial(discriminate(new_disc.params, mask), True, axis_name)
+    l1 = losses.l1(mask, real, axis_name)
+    return adv + config.gan.l1_weight * l1, (adv, l1)
+
+  (g_loss, (g_adv, g_l1)), d_fake = jax.value_and_grad(gen_loss, has_aux=True)(fake)
+  g_grads = jax.lax.pmean(pull_back(d_fake)[0], axis_name)
+  grad_norm = optax.global_norm(g_grads)
+  new_gen = gen.apply_gradients(grads=g_grads)
+  if updates:
+    new_gen = new_gen.replace(batch_stats=jax.lax.pmean(updates['batch_stats'], axis_name))
+  new_state = GanState(generator=new_gen, discriminator=new_disc)
+  finite = (jnp.isfinite(g_loss) & jnp.isfinite(d_loss) & jnp.isfinite(grad_norm)
+            & _all_finite((new_gen.params, new_gen.opt_state, new_gen.batch_stats,
+                           new_disc.params, new_disc.opt_state)))
+  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+  step_metrics = metrics_lib.SegmentationMetrics.gather_from_model_output(
+      axis_name=axis_name, **metrics_lib.model_outputs(
+          logits, labels, jnp.ones(images.shape[0], bool), jnp.full(images.shape[0], g_loss)))
+  return new_state, step_metrics, {'grad_norm': grad_norm, 'finite': finite, 'loss': g_loss,
+                                   'd_loss': d_loss, 'g_adversarial': g_adv, 'g_l1': g_l1}
+
+
 def _all_finite(tree) -> jax.Array:
   leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
@@ -117,6 +220,7 @@ def eval_step(state: TrainState, batch, *, loss_fn, config, axis_name=AXIS):
   size, over the batch's valid examples.
   """
   valid = batch['valid']
+  state = inference_state(state)
   images, labels = augment.resize(batch['image'], batch['label'], config.model.image_size)
   logits, _ = _apply(state, state.params, images, False)
   loss = loss_fn(logits, labels, valid.astype(jnp.float32), axis_name=axis_name)
@@ -137,13 +241,15 @@ def eval_step(state: TrainState, batch, *, loss_fn, config, axis_name=AXIS):
 def predict_step(state: TrainState, images, *, image_size):
   """Logits for [B, H, W, 3] float images, at the model's input size."""
   images, _ = augment.resize(images, jnp.zeros(images.shape[:3], jnp.int32), image_size)
+  state = inference_state(state)
   return _apply(state, state.params, images, False)[0]
 
 
 def pmap_steps(loss_fn, config, mirror_label_map):
   """Train and eval steps pmapped over local devices. The state is passed and returned
   replicated (in_axes/out_axes None) and donated to the train step."""
-  train = jax.pmap(functools.partial(train_step, loss_fn=loss_fn, config=config,
+  step = gan_train_step if config.model.get('kind', 'unet') == 'pix2pix' else train_step
+  train = jax.pmap(functools.partial(step, loss_fn=loss_fn, config=config,
                                      mirror_label_map=jnp.asarray(mirror_label_map)),
                    axis_name=AXIS, in_axes=(None, 0), out_axes=(None, None, None),
                    # Across processes, pmap hands the donated replicated state back as the

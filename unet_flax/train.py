@@ -20,11 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from unet_flax import checkpoints, configuration, losses, metrics as metrics_lib, model as model_lib
+from unet_flax import checkpoints, configuration, losses, metrics as metrics_lib
 from unet_flax import pictures, workdir as workdir_lib
 from unet_flax.data import dataset as dataset_lib, parts as parts_lib, pipeline
 from unet_flax.errors import UserError
-from unet_flax.steps import create_train_state, make_optimizer, pmap_steps, predict_step
+from unet_flax.steps import create_state, pmap_steps, predict_step
 
 
 class NonFiniteError(UserError):
@@ -89,19 +89,18 @@ class Experiment:
           f'config.target={config.target!r} is not left/right symmetric, so a horizontal flip would '
           f'mislabel it; add the mirrored parts or set config.augment.hflip=False.')
     self.class_names = parts_lib.class_names(config.target, part_names)
-    self.model = model_lib.from_config(config.model, self.target.num_classes)
     self.loss_fn = losses.make_loss(config.loss)
     self.steps_per_epoch = len(self.train_split) // config.batch_size
     self.total_steps = config.num_train_steps or config.num_epochs * self.steps_per_epoch
-    self.tx = make_optimizer(config.optimizer, self.total_steps)
     self.dataset = dataset_lib.identity(self.builder)
 
   def split(self, name):
     return pipeline.open_split(self.builder, name)
 
   def initial_state(self):
-    return create_train_state(jax.random.key(self.config.seed), self.model,
-                              self.config.model.image_size, self.tx)
+    """A TrainState, or a GanState (generator and discriminator) for config.model.kind=pix2pix."""
+    return create_state(jax.random.key(self.config.seed), self.config, self.target.num_classes,
+                        self.total_steps)
 
 
 class StopSignals:
@@ -199,8 +198,9 @@ def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals:
     is_last = step == exp.total_steps
     if step % config.log_every_steps == 0 or is_last:
       _check_finite(all_finite, step, manager)
+      # Plus the step's health scalars: grad_norm, and the GAN's parts of its losses.
       writer.write(step, 'train', {**metrics_lib.summarize(metrics_lib.to_host(train_metrics), exp.class_names),
-                                   'grad_norm': float(health['grad_norm'])})
+                                   **{k: float(v) for k, v in health.items() if k not in ('finite', 'loss')}})
       train_metrics = None
     ticker(step)
     if step % config.eval_every_steps == 0 or is_last:

@@ -125,7 +125,9 @@ def check_same_experiment(workdir: str, config, dataset: dict, has_checkpoints: 
     recorded = {'config': _read_json(path), 'dataset': dataset}
   else:
     recorded = _read_json(path)
-  changed = differences(recorded['config'], config_dict(config))
+  # A field the recorded config lacks was added to the code since: not compared.
+  changed = {k: v for k, v in differences(recorded['config'], config_dict(config)).items()
+             if k in _flat(recorded['config'])}
   fixed = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
   same_data = {k: v for k, v in differences(recorded['dataset'], dataset).items() if k != 'data_dir'}
   fixed.update({f'dataset[{k}]': v for k, v in same_data.items()})
