@@ -28,7 +28,7 @@ def test_config_builds_and_traces(name):
   assert 'python -m experiments.main' in module.__doc__ or './run.sh' in module.__doc__
   cfg = module.get_config()
   assert cfg.dataset.config in {c.name for c in Builder.BUILDER_CONFIGS}
-  part_names = parts_lib.FOLDER_PARTS if cfg.dataset.config.startswith('folder') else parts_lib.CELEBAMASK_HQ_PARTS
+  part_names = parts_lib.dataset_parts(cfg.dataset.config)
   target = parts_lib.TargetMaker(cfg.target, part_names, cfg.painting_order or None)
   model = model_lib.from_config(cfg.model, target.num_classes)
   loss_fn = losses.make_loss(cfg.loss)

@@ -2,6 +2,8 @@
 
 import logging
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +17,8 @@ from unet_flax import augment, errors
 from unet_flax.data import bitplanes, celebamask_hq, parts as parts_lib, pipeline, synthetic
 from unet_flax.data import dataset as dataset_lib
 from unet_flax.data.celebamask_hq import DatasetLayoutError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _ids(builder, split):
@@ -262,3 +266,71 @@ def test_bit_packed_feature_round_trips_and_rejects_non_binary_masks():
   np.testing.assert_array_equal(feature.decode_example_np(encoded), parts)
   with pytest.raises(ValueError, match='0/1'):
     feature.encode_example(parts * 3)
+
+
+# --- eye masks from face landmarks ----------------------------------------------------------------
+
+def _hand_made_landmarks(with_irises=False):
+  """Face-mesh points in pixels: each eye contour a regular 16-gon of radius 20, the subject's
+  left eye on the image's right (x = 150) as in an unmirrored photo; irises of radius 5."""
+  from unet_flax.data import landmark_masks as lm
+  points = np.zeros((lm.MESH_POINTS_WITH_IRISES if with_irises else lm.MESH_POINTS, 3))
+  for ring, (cx, r) in ((lm.LEFT_EYE, (150, 20)), (lm.RIGHT_EYE, (50, 20)),
+                        (lm.LEFT_IRIS, (150, 5)), (lm.RIGHT_IRIS, (50, 5))):
+    if max(ring) < len(points):
+      angles = np.arange(len(ring)) * 2 * np.pi / len(ring)
+      points[list(ring), 0], points[list(ring), 1] = cx + r * np.cos(angles), 100 + r * np.sin(angles)
+  return points
+
+
+def test_eye_masks_fill_the_landmark_polygons_on_the_subjects_side():
+  from unet_flax.data import landmark_masks as lm
+  masks = lm.eye_masks(_hand_made_landmarks(with_irises=True), 200, 160, normalized=False)
+  polygon_area = 0.5 * 16 * 20 ** 2 * np.sin(2 * np.pi / 16)  # 1224.6
+  for name, cx in (('l_eye', 150), ('r_eye', 50)):
+    ys, xs = np.nonzero(masks[name])
+    assert abs(len(xs) - polygon_area) < 0.03 * polygon_area, (name, len(xs))
+    assert abs(xs.mean() + 0.5 - cx) < 0.05 and abs(ys.mean() + 0.5 - 100) < 0.05  # pixel centres
+  for name in ('l_iris', 'r_iris'):
+    assert abs(masks[name].sum() - np.pi * 25) < 15 and not (masks[name] & ~masks[name[0] + '_eye']).any()
+  normalized = _hand_made_landmarks() / [200, 160, 1]
+  assert (lm.eye_masks(normalized, 200, 160)['l_eye'] == masks['l_eye']).all()
+  with pytest.raises(ValueError, match='face-mesh'):
+    lm.eye_masks(np.zeros((10, 2)), 200, 160)
+
+
+def test_landmark_tool_writes_a_folder_eyes_dataset_the_builder_reads(tmp_path):
+  from experiments import landmark_masks as tool
+  photos = []
+  for i in range(12):
+    path = tmp_path / 'faces' / f'face{i:02d}.jpg'
+    path.parent.mkdir(exist_ok=True)
+    Image.fromarray(np.full((160, 200, 3), 20 * i, np.uint8)).save(path)
+    photos.append(str(path))
+  no_face = photos[3]
+  report = tool.write_dataset(photos, str(tmp_path / 'eyes'),
+                              lambda rgb: None if rgb[0, 0, 0] == 60 else _hand_made_landmarks() / [200, 160, 1])
+  assert report['no_face'] == [no_face] and sum(report['written'].values()) == 11
+  assert all(tool.split_of(os.path.basename(p), 0, (0.8, 0.1, 0.1)) == tool.split_of(os.path.basename(p), 0, (0.8, 0.1, 0.1))
+             for p in photos)
+  for split, count in report['written'].items():  # every split needs a pair for the builder
+    if not count:
+      name = f'extra_{split}'
+      Image.fromarray(np.zeros((160, 200, 3), np.uint8)).save(tmp_path / 'eyes' / split / 'images' / f'{name}.png')
+      Image.fromarray(np.zeros((160, 200), np.uint8)).save(tmp_path / 'eyes' / split / 'masks' / f'{name}.png')
+  builder = dataset_lib.prepare(dataset_config('folder_eyes', tmp_path / 'tfds', tmp_path / 'eyes'))
+  assert list(builder.info.metadata['part_names']) == ['eyes']
+  split = pipeline.open_split(builder, 'train')
+  target = parts_lib.TargetMaker('eyes', split.part_names)
+  _, labels = split.examples(target, range(len(split)))
+  assert labels.max() == 1 and 0.01 < labels.mean() < 0.2
+
+
+def test_landmark_tool_without_mediapipe_or_its_model_says_what_to_get(tmp_path):
+  (tmp_path / 'faces').mkdir()
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'faces' / 'a.jpg')
+  done = subprocess.run([sys.executable, '-m', 'experiments.landmark_masks', f'--input={tmp_path / "faces"}',
+                         f'--output={tmp_path / "out"}', f'--model={tmp_path / "nope.task"}'],
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert done.returncode == 2 and 'Traceback' not in done.stderr
+  assert 'face_landmarker.task' in done.stderr and not (tmp_path / 'out').exists()

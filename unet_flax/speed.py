@@ -64,7 +64,7 @@ class OurStep:
     from unet_flax import losses, model as model_lib, runtime, steps
     from unet_flax.data import parts as parts_lib
 
-    part_names = parts_lib.FOLDER_PARTS if config.dataset.config.startswith('folder') else parts_lib.CELEBAMASK_HQ_PARTS
+    part_names = parts_lib.dataset_parts(config.dataset.config)
     target = parts_lib.TargetMaker(config.target, part_names, config.get('painting_order') or None)
     model = model_lib.from_config(config.model, target.num_classes)
     self.state = steps.create_train_state(jax.random.key(config.seed), model, config.model.image_size,

@@ -25,7 +25,14 @@ CELEBAMASK_HQ_PARTS = (
     'r_ear', 'mouth', 'u_lip', 'l_lip', 'hair', 'hat', 'ear_r', 'neck_l',
     'neck', 'cloth',
 )
-FOLDER_PARTS = ('eye_g',)
+# The folder layout holds one mask per image; which part it shows depends on the dataset
+# config (the `_512` variants alike). Every other config has CelebAMask-HQ's 18 parts.
+FOLDER_PARTS = {'folder': ('eye_g',), 'folder_eyes': ('eyes',)}
+
+
+def dataset_parts(dataset_config: str) -> tuple[str, ...]:
+  """Part names, in channel order, of a `face_segmentation` builder config."""
+  return FOLDER_PARTS.get(dataset_config.removesuffix('_512'), CELEBAMASK_HQ_PARTS)
 LEFT_RIGHT_PAIRS = (('l_eye', 'r_eye'), ('l_brow', 'r_brow'), ('l_ear', 'r_ear'))
 
 # Named binary targets; a config may also give any comma-separated part list.
@@ -53,7 +60,10 @@ def mirror_permutation(part_names: Sequence[str]) -> np.ndarray:
 
 
 def resolve_binary_parts(target: str, part_names: Sequence[str]) -> tuple[str, ...]:
-  """Names of the parts whose union is the binary `target`."""
+  """Names of the parts whose union is the binary `target` (a part of the dataset names itself:
+  the folder_eyes dataset's one part is `eyes`)."""
+  if target in part_names:
+    return (target,)
   names = BINARY_TARGETS.get(target) or tuple(
       p.strip() for p in target.replace('+', ',').split(',') if p.strip())
   unknown = [n for n in names if n not in part_names]

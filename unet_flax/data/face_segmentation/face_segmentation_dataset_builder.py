@@ -4,6 +4,7 @@ Configs (S = 256, or 512 for the `_512` variants):
   synthetic       procedurally drawn faces, no download (the default)
   celebamask_hq   the unzipped CelebAMask-HQ download as manual dir; 18 parts
   folder          train/ val/ test/ each with images/ and masks/; 1 part, eye_g
+  folder_eyes     the same layout with eye masks (experiments.landmark_masks writes it); 1 part, eyes
 
 Build with `tfds build unet_flax/data/face_segmentation --config=NAME --manual_dir=DIR`
 (needs TensorFlow) or, without TensorFlow, through `unet_flax.data.dataset.prepare`.
@@ -68,7 +69,7 @@ class FaceSegmentationConfig(tfds.core.BuilderConfig):
 
   @property
   def part_names(self) -> tuple[str, ...]:
-    return parts_lib.FOLDER_PARTS if self.source == 'folder' else parts_lib.CELEBAMASK_HQ_PARTS
+    return parts_lib.dataset_parts(self.name)
 
 
 def _config(name, source, size, description):
@@ -87,6 +88,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       _config('celebamask_hq_512', 'celebamask_hq', 512, 'CelebAMask-HQ, 18 parts, 512x512.'),
       _config('folder', 'folder', 256, 'Eyeglasses folder layout (train/val/test), 256x256.'),
       _config('folder_512', 'folder', 512, 'Eyeglasses folder layout at 512x512.'),
+      _config('folder_eyes', 'folder', 256, 'Eyes folder layout (e.g. from experiments.landmark_masks), '
+              '256x256.'),
+      _config('folder_eyes_512', 'folder', 512, 'Eyes folder layout at 512x512.'),
   ]
   DEFAULT_CONFIG_NAME = 'synthetic'
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
