@@ -50,6 +50,7 @@ CLI_CASES = {
     'unknown best metric': (['--config.best_metric=dise'], ['best_metric', 'dice']),
     'unknown loss': (['--config.loss.name=bse'], ['loss.name']),
     'workdir is a file': (['--workdir={file}/run'], ['{file}']),
+    'data_dir is a file': (['--config.dataset.data_dir={file}/tfds'], ['{file}', 'data_dir']),
 }
 
 
@@ -172,6 +173,44 @@ def test_signal_saves_a_checkpoint_and_says_how_to_resume(sig, tmp_path, synthet
   steps = [int(n) for n in os.listdir(tmp_path / 'checkpoints') if n.isdigit()]
   assert len(steps) == 1 and steps[0] >= 2
   assert not (tmp_path / 'train.lock').exists()
+
+
+def _children(pid: int) -> list[int]:
+  kids = []
+  for entry in os.listdir('/proc'):
+    if entry.isdigit():
+      try:
+        with open(f'/proc/{entry}/stat') as f:
+          if int(f.read().rsplit(')', 1)[1].split()[1]) == pid:
+            kids.append(int(entry))
+      except (OSError, ValueError, IndexError):
+        pass
+  return kids
+
+
+def test_killed_prepare_data_takes_its_drawing_workers_with_it(tmp_path):
+  proc = subprocess.Popen([sys.executable, '-m', 'experiments.prepare_data', '--config=configs/test.py',
+                           f'--config.dataset.data_dir={tmp_path}',
+                           "--config.dataset.synthetic_sizes={'train': 3000, 'validation': 10, 'test': 10}"],
+                          cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline, workers = time.time() + 120, []
+  while time.time() < deadline and len(workers) < 2:  # the pool's spawned workers (and its tracker)
+    time.sleep(0.5)
+    workers = [k for k in _children(proc.pid) if os.path.exists(f'/proc/{k}')]
+  assert len(workers) >= 2, 'no drawing workers started'
+  time.sleep(2)  # let them get to work
+  proc.kill()
+  proc.wait()
+  deadline = time.time() + 15
+  while time.time() < deadline and any(os.path.exists(f'/proc/{w}') for w in workers):
+    for w in workers:  # reap any that are our zombies
+      try:
+        os.waitpid(w, os.WNOHANG)
+      except ChildProcessError:
+        pass
+    time.sleep(0.2)
+  alive = [w for w in workers if os.path.exists(f'/proc/{w}') and open(f'/proc/{w}/stat').read().split()[2] != 'Z']
+  assert not alive, f'workers {alive} outlived their parent'
 
 
 # --- data: every bad input named before anything is written ------------------------------------
