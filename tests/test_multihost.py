@@ -58,8 +58,23 @@ def _scores(rows, split):
   return [(r['step'], r['loss'], r['dice']) for r in rows if r['split'] == split]
 
 
+def _one_process_four_devices(data_dir, workdir):
+  """The reference, in this process (conftest gives it 4 CPU devices), with the same config."""
+  cfg = test_config.get_config()
+  for override in OVERRIDES[1:] + [f'--config.dataset.data_dir={data_dir}', '--config.num_train_steps=4']:
+    field, value = override[len('--config.'):].split('=', 1)
+    node = cfg
+    *path, leaf = field.split('.')
+    for p in path:
+      node = node[p]
+    node[leaf] = type(node[leaf])(value)
+  train.train_and_evaluate(cfg, str(workdir))
+  return [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+
+
 def test_two_hosts_equal_one_host_and_resume(tmp_path, synthetic_data_dir, synthetic_builder):
-  one = _main(synthetic_data_dir, tmp_path / 'one', 4, processes=1)
+  assert jax.device_count() == 4
+  one = _one_process_four_devices(synthetic_data_dir, tmp_path / 'one')
   two = _main(synthetic_data_dir, tmp_path / 'two', 2, processes=2)
   assert sorted(os.listdir(tmp_path / 'two' / 'checkpoints')) == ['2']
   two = _main(synthetic_data_dir, tmp_path / 'two', 4, processes=2)  # resumes at step 2

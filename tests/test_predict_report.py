@@ -52,6 +52,26 @@ def test_predict_any_image_mode_and_size_skipping_bad_files(trained_workdir, tmp
   with Image.open(tmp_path / 'out' / 'grey_overlay.png') as overlay:  # beside the ground truth
     assert overlay.size == (66, 51)
   assert not (tmp_path / 'out' / 'broken_mask.png').exists()
+  assert 'note: this model was trained on the built-in synthetic' in done.stderr  # not a photo model
+
+
+def test_predict_inside_a_crop_box(trained_workdir, tmp_path):
+  photos = tmp_path / 'photos'
+  photos.mkdir()
+  rng = np.random.default_rng(0)
+  Image.fromarray(rng.integers(0, 255, (100, 120, 3), np.uint8)).save(photos / 'wide.png')
+  Image.new('RGB', (40, 40)).save(photos / 'small.png')
+  done = _run('experiments.predict', f'--workdir={trained_workdir}', f'--input={photos}', '--crop=10,20,74,84',
+              f'--output={tmp_path / "out"}')
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert 'skipped' in done.stderr and 'small.png' in done.stderr and '--crop=10,20,74,84' in done.stderr
+  mask = np.asarray(Image.open(tmp_path / 'out' / 'wide_mask.png'))
+  assert mask.shape == (100, 120)
+  outside = mask.copy()
+  outside[20:84, 10:74] = 0
+  assert not outside.any()
+  bad = _run('experiments.predict', f'--workdir={trained_workdir}', f'--input={photos}', '--crop=50,0,10,10')
+  assert bad.returncode == 2 and 'x0 < x1' in bad.stderr and 'Traceback' not in bad.stderr
 
 
 def test_predict_missing_workdir_is_a_clear_error(tmp_path):
@@ -91,22 +111,24 @@ def test_face_parsing_pictures_carry_a_legend_and_a_per_class_table():
 
 
 def test_sweep_grid_zip_and_commands(tmp_path, synthetic_data_dir, synthetic_builder):
-  common = ['--config=configs/test.py', '--sweep=optimizer.name=adam,sgd', '--sweep=optimizer.learning_rate=1e-3,1e-2',
-            f'--set=dataset.data_dir={synthetic_data_dir}', f'--output={tmp_path}']
-  grid = _run('experiments.sweep', *common, '--print_commands')
+  common = ['--config=configs/test.py', f'--set=dataset.data_dir={synthetic_data_dir}', f'--output={tmp_path}']
+  grid = _run('experiments.sweep', *common, '--sweep=optimizer.name=adam,sgd',
+              '--sweep=optimizer.learning_rate=1e-3,1e-2', '--print_commands')
   assert grid.returncode == 0, grid.stderr[-2000:]
   lines = grid.stdout.strip().splitlines()
   assert len(lines) == 4 and all('--mode=eval' in l for l in lines)
   assert 'optimizer.name=sgd,optimizer.learning_rate=1e-3' in lines[2]
-  # Zipped pairs, run for real (2 steps each), then a rerun skips both.
-  done = _run('experiments.sweep', *common, '--zip', '--set=num_train_steps=2', '--set=eval_every_steps=2')
+  zipped = _run('experiments.sweep', *common, '--sweep=optimizer.name=adam,sgd',
+                '--sweep=optimizer.learning_rate=1e-3,1e-2', '--zip', '--print_commands')
+  assert len(zipped.stdout.strip().splitlines()) == 2 and 'optimizer.learning_rate=1e-2' in zipped.stdout
+  # One run for real (2 steps), then a rerun skips it.
+  real = [*common, '--sweep=optimizer.name=sgd', '--sweep=optimizer.learning_rate=1e-2', '--set=num_train_steps=2',
+          '--set=eval_every_steps=2']
+  done = _run('experiments.sweep', *real)
   assert done.returncode == 0, done.stderr[-3000:]
-  names = ['optimizer.name=adam,optimizer.learning_rate=1e-3', 'optimizer.name=sgd,optimizer.learning_rate=1e-2']
-  for name in names:
-    assert json.load(open(tmp_path / name / 'eval_test.json'))['step'] == 2
-  table = (tmp_path / 'results.md').read_text()
-  assert all(f'| {name} |' in table for name in names) and (tmp_path / 'curves.png').exists()
-  again = _run('experiments.sweep', *common, '--zip', '--set=num_train_steps=2', '--set=eval_every_steps=2')
-  assert again.stdout.count('finished, skipped') == 2
+  name = 'optimizer.name=sgd,optimizer.learning_rate=1e-2'
+  assert json.load(open(tmp_path / name / 'eval_test.json'))['step'] == 2
+  assert f'| {name} |' in (tmp_path / 'results.md').read_text() and (tmp_path / 'curves.png').exists()
+  assert 'finished, skipped' in _run('experiments.sweep', *real).stdout
   bad = _run('experiments.sweep', '--config=configs/test.py', '--sweep=optimizer.name', '--print_commands')
   assert bad.returncode == 2 and bad.stderr.startswith('error: --sweep=') and 'Traceback' not in bad.stderr
