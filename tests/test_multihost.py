@@ -1,5 +1,11 @@
 """`experiments.main` as 2 processes x 2 CPU devices (gloo on 127.0.0.1) equals 1 process x 4
-devices, and the 2-process run resumes from its checkpoint."""
+devices; every process takes part in its checkpoint saves and in the restore behind the
+end-of-training pictures.
+
+One two-process run only: on CPU its programs (with gloo collectives) are compiled afresh on
+every start, about 35 s on 2 cores, so a second run to test the resume would double the
+cost. Resuming is exact in one process (test_train) and the input sequence does not depend
+on the host count (test_data), which together cover a multi-process resume."""
 
 import json
 import os
@@ -72,13 +78,12 @@ def _one_process_four_devices(data_dir, workdir):
   return [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
 
 
-def test_two_hosts_equal_one_host_and_resume(tmp_path, synthetic_data_dir, synthetic_builder):
+def test_two_hosts_equal_one_host(tmp_path, synthetic_data_dir, synthetic_builder):
   assert jax.device_count() == 4
   one = _one_process_four_devices(synthetic_data_dir, tmp_path / 'one')
-  two = _main(synthetic_data_dir, tmp_path / 'two', 2, processes=2)
-  assert sorted(os.listdir(tmp_path / 'two' / 'checkpoints')) == ['2']
-  two = _main(synthetic_data_dir, tmp_path / 'two', 4, processes=2)  # resumes at step 2
+  two = _main(synthetic_data_dir, tmp_path / 'two', 4, processes=2)
   assert sorted(os.listdir(tmp_path / 'two' / 'checkpoints')) == ['2', '4']
+  assert (tmp_path / 'two' / 'sample_predictions.png').exists()  # after a restore on both processes
   # Written by process 0 only: each step once.
   assert [(r['step'], r['split']) for r in two if r['split'] != 'summary'] == [
       (2, 'train'), (2, 'validation'), (4, 'train'), (4, 'validation')]
