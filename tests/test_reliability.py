@@ -6,6 +6,7 @@ cases call the function that decides, and check the files it must not touch.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,11 +45,7 @@ CLI_CASES = {
     'misspelled override': (['--config.optimizer.learning_rat=0.1'], ['learning_rat', 'learning_rate']),
     'missing config file': (['--config=configs/nope.py'], ['configs/nope.py']),
     'override of the wrong type': (['--config.batch_size=abc'], ['batch_size']),
-    'negative learning rate': (['--config.optimizer.learning_rate=-0.1'], ['optimizer.learning_rate']),
     'eval batch not divisible': (['--config.eval_batch_size=3'], ['config.eval_batch_size=3']),
-    'nothing to train': (['--config.num_train_steps=0'], ['num_train_steps']),
-    'unknown best metric': (['--config.best_metric=dise'], ['best_metric', 'dice']),
-    'unknown loss': (['--config.loss.name=bse'], ['loss.name']),
     'workdir is a file': (['--workdir={file}/run'], ['{file}']),
     'data_dir is a file': (['--config.dataset.data_dir={file}/tfds'], ['{file}', 'data_dir']),
 }
@@ -75,6 +72,24 @@ def test_face_parsing_over_a_binary_config_picks_its_own_best_metric(synthetic_d
   cfg = _cfg(synthetic_data_dir, target='face_parsing')  # bce for 19 classes
   with pytest.raises(errors.ConfigError, match="loss.name='bce'"):
     configuration.validate(cfg, devices=4)
+
+
+CONFIG_MISTAKES = {  # each also reaches the command line as one `error:` line, like eval_batch_size above
+    'negative learning rate': ({'optimizer.learning_rate': -0.1}, 'optimizer.learning_rate=-0.1'),
+    'nothing to train': ({'num_train_steps': 0, 'num_epochs': 0}, 'nothing to train'),
+    'unknown best metric': ({'best_metric': 'dise'}, "best_metric='dise'"),
+    'unknown loss': ({'loss.name': 'bse'}, "loss.name='bse'"),
+    'unknown model kind': ({'model.kind': 'vit'}, "model.kind='vit'"),
+    'dropout out of range': ({'model.dropout': 1.5}, 'model.dropout=1.5'),
+    'image size not a multiple of 2**depth': ({'model.image_size': 60}, 'model.image_size=60'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(CONFIG_MISTAKES))
+def test_config_mistake_is_named(case, synthetic_data_dir):
+  overrides, name = CONFIG_MISTAKES[case]
+  with pytest.raises(errors.ConfigError, match=re.escape(name)):
+    configuration.validate(_cfg(synthetic_data_dir, **overrides), devices=4)
 
 
 def test_all_config_problems_are_reported_at_once(synthetic_data_dir):
@@ -192,6 +207,7 @@ def test_ctrl_c_saves_at_the_current_step(tmp_path, synthetic_data_dir, syntheti
     return step, p_eval
 
   train.pmap_steps = interrupted_at_step_3
+  handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN in a background job (CI)
   try:
     with pytest.raises(train.Interrupted, match='stopped by SIGINT at step 3/100') as e:
       train.train_and_evaluate(cfg, str(tmp_path))
@@ -199,7 +215,7 @@ def test_ctrl_c_saves_at_the_current_step(tmp_path, synthetic_data_dir, syntheti
     train.pmap_steps = real
   assert e.value.exit_code == 130
   assert sorted(int(n) for n in os.listdir(tmp_path / 'checkpoints') if n.isdigit()) == [3]
-  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+  assert signal.getsignal(signal.SIGINT) == handler_before  # the handler is put back
 
 
 def _children(pid: int) -> list[int]:
