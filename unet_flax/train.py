@@ -157,17 +157,20 @@ def _window_from(progress: dict):
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   """Trains (resuming from `workdir` if it holds checkpoints); returns the last validation metrics."""
   exp = Experiment(config)
+  # Every exit path (an error, a signal) releases the lock, finishes in-flight saves and
+  # flushes the metric writers.
   with workdir_lib.TrainingLock(workdir), checkpoints.Manager(workdir, config) as manager, \
       StopSignals() as signals:
     changes = workdir_lib.check_same_experiment(workdir, config, exp.dataset,
                                                 manager.latest_step() is not None)
     workdir_lib.record_start(workdir, config, exp.dataset, changes, exp.builder)
-    return _train(exp, workdir, manager, signals)
+    with workdir_lib.MetricWriter(workdir) as writer:
+      return _train(exp, workdir, manager, signals, writer)
 
 
-def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals: StopSignals) -> dict:
+def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals: StopSignals,
+           writer: workdir_lib.MetricWriter) -> dict:
   config = exp.config
-  writer = workdir_lib.MetricWriter(workdir)
   p_train, p_eval = pmap_steps(exp.loss_fn, config, exp.target.mirror_label_map)
   train_iter = pipeline.train_iterator(exp.train_split, exp.target, global_batch_size=config.batch_size,
                                        seed=config.seed)
@@ -218,8 +221,7 @@ def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals:
       _check_finite(all_finite, step, manager)
       if saved_step != step:
         save(step)
-      manager.close()
-      writer.close()
+      manager.close()  # the save is committed before the message says so
       raise Interrupted(
           f'stopped by {signal.Signals(received).name} at step {step}/{exp.total_steps}; checkpoint '
           f'saved in {manager.directory}. Rerun the same command to resume.', received)
@@ -228,7 +230,6 @@ def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals:
     writer.write(step, 'validation', last_eval)
   manager.close()
   writer.write(step, 'summary', {'wall_seconds': wall(), 'steps': step})
-  writer.close()
   return last_eval
 
 

@@ -306,6 +306,13 @@ class MetricWriter:
   def close(self):
     if self._tb is not None:
       self._tb.close()
+      self._tb = None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
 
 
 def _end_torn_line(path: str) -> None:
