@@ -78,6 +78,24 @@ def test_config_with(data_dir, **overrides):
 
 test_config_with.__test__ = False  # a helper, not a test
 
+
+def pmap_steps_with_hook(hook):
+  """A stand-in for `steps.pmap_steps` whose train step first calls hook(n) on its n-th call
+  (n from 1): to send a signal or kill the process at a chosen step."""
+  from unet_flax import steps
+  real = steps.pmap_steps
+
+  def pmap_steps(*args, **kwargs):
+    p_train, p_eval = real(*args, **kwargs)
+    calls = []
+
+    def step(state, batch):
+      calls.append(1)
+      hook(len(calls))
+      return p_train(state, batch)
+    return step, p_eval
+  return pmap_steps
+
 TINY_SYNTHETIC = {'train': 24, 'validation': 6, 'test': 5}
 
 

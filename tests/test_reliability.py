@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import dataset_config, test_config_with as _cfg
+from tests.conftest import dataset_config, pmap_steps_with_hook, test_config_with as _cfg
 from unet_flax import configuration, errors, train, workdir as workdir_lib
 from unet_flax.data import celebamask_hq, dataset as dataset_lib
 from unet_flax.predict import load_image
@@ -189,30 +189,14 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, synthetic_d
   assert not (tmp_path / 'train.lock').exists()
 
 
-def test_ctrl_c_saves_at_the_current_step(tmp_path, synthetic_data_dir, synthetic_builder):
+def test_ctrl_c_saves_at_the_current_step(tmp_path, synthetic_data_dir, synthetic_builder, monkeypatch):
   """In this process: Ctrl-C (SIGINT) arrives at step 3 of 100 and training stops there, saved."""
-  from unet_flax import steps as steps_lib
   cfg = _cfg(synthetic_data_dir, num_train_steps=100, eval_every_steps=100, checkpoint_every_steps=100)
-  real = steps_lib.pmap_steps
-
-  def interrupted_at_step_3(*args, **kwargs):
-    p_train, p_eval = real(*args, **kwargs)
-    calls = []
-
-    def step(state, batch):
-      calls.append(1)
-      if len(calls) == 3:
-        os.kill(os.getpid(), signal.SIGINT)
-      return p_train(state, batch)
-    return step, p_eval
-
-  train.pmap_steps = interrupted_at_step_3
+  monkeypatch.setattr(train, 'pmap_steps', pmap_steps_with_hook(
+      lambda n: os.kill(os.getpid(), signal.SIGINT) if n == 3 else None))
   handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN in a background job (CI)
-  try:
-    with pytest.raises(train.Interrupted, match='stopped by SIGINT at step 3/100') as e:
-      train.train_and_evaluate(cfg, str(tmp_path))
-  finally:
-    train.pmap_steps = real
+  with pytest.raises(train.Interrupted, match='stopped by SIGINT at step 3/100') as e:
+    train.train_and_evaluate(cfg, str(tmp_path))
   assert e.value.exit_code == 130
   assert sorted(int(n) for n in os.listdir(tmp_path / 'checkpoints') if n.isdigit()) == [3]
   assert signal.getsignal(signal.SIGINT) == handler_before  # the handler is put back

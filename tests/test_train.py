@@ -202,22 +202,18 @@ def resume_cfg(data_dir):
 _KILLED_RUN = """
 import os, signal, sys, time
 sys.path.insert(0, {repo!r})
+from tests.conftest import pmap_steps_with_hook
 from tests.test_train import resume_cfg
-from unet_flax import steps, train
-real = steps.pmap_steps
-def pmap_steps_killed_in_step_5(*args, **kwargs):
-  p_train, p_eval = real(*args, **kwargs)
-  calls = []
-  def step(state, batch):
-    calls.append(1)
-    if len(calls) == 2:
-      time.sleep(1)  # so the first start's wall time is long enough to be told apart
-    if len(calls) == 5:
-      time.sleep(1.5)  # the step-3 checkpoint commits (asynchronously); then the power goes
-      os.kill(os.getpid(), signal.SIGKILL)
-    return p_train(state, batch)
-  return step, p_eval
-train.pmap_steps = pmap_steps_killed_in_step_5
+from unet_flax import train
+
+def hook(n):
+  if n == 2:
+    time.sleep(1)  # so the first start's wall time is long enough to be told apart
+  if n == 5:
+    time.sleep(1.5)  # the step-3 checkpoint commits (asynchronously); then the power goes
+    os.kill(os.getpid(), signal.SIGKILL)
+
+train.pmap_steps = pmap_steps_with_hook(hook)
 train.train_and_evaluate(resume_cfg({data_dir!r}), {workdir!r})
 """
 

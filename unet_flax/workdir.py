@@ -126,8 +126,9 @@ def check_same_experiment(workdir: str, config, dataset: dict, has_checkpoints: 
   else:
     recorded = _read_json(path)
   # A field the recorded config lacks was added to the code since: not compared.
+  recorded_fields = _flat(recorded['config'])
   changed = {k: v for k, v in differences(recorded['config'], config_dict(config)).items()
-             if k in _flat(recorded['config'])}
+             if k in recorded_fields}
   fixed = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
   same_data = {k: v for k, v in differences(recorded['dataset'], dataset).items() if k != 'data_dir'}
   fixed.update({f'dataset[{k}]': v for k, v in same_data.items()})
