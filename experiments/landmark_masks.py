@@ -100,7 +100,7 @@ def write_dataset(paths, output: str, landmarks_fn, seed: int = 0, fractions=(0.
 
 def main(argv):
   del argv
-  from PIL import Image
+  from unet_flax.data.checks import image_files
   if not os.path.isdir(FLAGS.input):
     cli.fail(f'--input={FLAGS.input} is not a folder of face photos.')
   try:
@@ -109,9 +109,7 @@ def main(argv):
     cli.fail(f'--split={",".join(FLAGS.split)}: give three fractions, e.g. 0.8,0.1,0.1.')
   if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
     cli.fail(f'--split={",".join(FLAGS.split)}: give three non-negative fractions for train, val and test.')
-  readable = set(Image.registered_extensions())
-  paths = [os.path.join(FLAGS.input, n) for n in sorted(os.listdir(FLAGS.input))
-           if not n.startswith('.') and os.path.splitext(n)[1].lower() in readable]
+  paths = image_files(FLAGS.input)
   stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
   clashes = sorted({s for s in stems if stems.count(s) > 1})
   if clashes:

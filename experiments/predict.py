@@ -37,14 +37,12 @@ FLAGS = flags.FLAGS
 def _inputs(path: str) -> list[str]:
   """The images to predict: the file, or the folder's files with an extension Pillow reads
   (hidden and AppleDouble `._` files left out)."""
-  from PIL import Image
+  from unet_flax.data.checks import image_files
   if not os.path.exists(path):
     cli.fail(f'--input={path} does not exist; give an image file or a folder of images.')
   if not os.path.isdir(path):
     return [path]
-  readable = {ext for ext, _ in Image.registered_extensions().items()}
-  names = [n for n in sorted(os.listdir(path)) if not n.startswith('.')]
-  paths = [os.path.join(path, n) for n in names if os.path.splitext(n)[1].lower() in readable]
+  paths = image_files(path)
   if not paths:
     cli.fail(f'--input={path} holds no image files (any format Pillow reads: .jpg, .png, .webp, '
              f'.tiff, .gif, ...).')

@@ -30,6 +30,13 @@ def is_hidden(name: str) -> bool:
   return name.startswith('.')
 
 
+def image_files(folder: str) -> list[str]:
+  """Paths of the files in `folder` with an extension Pillow reads, sorted, hidden ones left out."""
+  extensions = set(Image.registered_extensions())
+  return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+          if not is_hidden(n) and os.path.splitext(n)[1].lower() in extensions]
+
+
 def _open_size(path: str, reduce_to: int | None) -> tuple[int, int]:
   with Image.open(path) as img:
     size = img.size
