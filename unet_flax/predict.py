@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 from PIL import Image, ImageOps
 
-from unet_flax import checkpoints, losses, steps
+from unet_flax import checkpoints, steps
 from unet_flax.data import parts as parts_lib
 
 
@@ -43,11 +43,53 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-class Predictor:
-  """A restored model: `__call__` maps uint8 RGB images to label maps at their own size."""
+def labels_from_scores(scores: np.ndarray, output: str = 'logits') -> np.ndarray:
+  """[N, H, W] uint8 label maps from [N, H, W, K] scores: a binary target is on where its logit
+  is above 0 (its probability above 0.5); face parsing takes the argmax over classes."""
+  if scores.shape[-1] == 1:
+    return (scores[..., 0] > (0.5 if output == 'probabilities' else 0)).astype(np.uint8)
+  return np.argmax(scores, -1).astype(np.uint8)
+
+
+class MaskPredictor:
+  """Label maps for PIL images of any size, from a network at a fixed square input size.
+
+  Subclasses set `image_size`, `num_classes`, `class_names`, `output` ('logits' or
+  'probabilities') and `config`, and define `scores` ([N, S, S, 3] float images in [0, 1]
+  -> [N, S, S, K] scores of kind `output`)."""
+
+  output = 'logits'
+
+  def scores(self, images: np.ndarray) -> np.ndarray:
+    raise NotImplementedError
+
+  def labels(self, images: np.ndarray) -> np.ndarray:
+    return labels_from_scores(self.scores(images), self.output)
+
+  def __call__(self, pil_images: list[Image.Image]) -> list[np.ndarray]:
+    """Label maps (uint8, at each image's original size) for PIL images of any mode."""
+    size = self.image_size
+    batch = np.stack([np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.LANCZOS),
+                                 np.float32) / 255 for im in pil_images])
+    scores = self.scores(batch)
+    out = []
+    for im, sc in zip(pil_images, scores):
+      if self.num_classes == 1:  # upsample the probability, then threshold: smooth edges
+        prob = sc[..., 0] if self.output == 'probabilities' else 1 / (1 + np.exp(-sc[..., 0]))
+        prob = Image.fromarray(prob.astype(np.float32), mode='F')
+        out.append((np.asarray(prob.resize(im.size, Image.Resampling.BILINEAR)) > 0.5).astype(np.uint8))
+      else:
+        label = Image.fromarray(np.argmax(sc, -1).astype(np.uint8))
+        out.append(np.asarray(label.resize(im.size, Image.Resampling.NEAREST)))
+    return out
+
+
+class Predictor(MaskPredictor):
+  """A model restored from a training workdir's checkpoint; scores are logits."""
 
   def __init__(self, workdir: str, checkpoint: str = 'best', config=None):
     self.config = config or load_config(workdir)
+    self.image_size = self.config.model.image_size
     self.num_classes = parts_lib.num_classes(self.config.target)
     self.class_names = parts_lib.class_names(self.config.target, parts_lib.CELEBAMASK_HQ_PARTS)
     with checkpoints.Manager(workdir, self.config, read_only=True) as manager:
@@ -58,29 +100,10 @@ class Predictor:
     self.state = steps.inference_state(state)
     self.step = int(self.state.step)
 
-  def logits(self, images: np.ndarray) -> np.ndarray:
+  def scores(self, images: np.ndarray) -> np.ndarray:
     """[N, S, S, 3] float images in [0, 1] -> logits at the model's input size."""
     return np.asarray(steps.predict_step(self.state, jnp.asarray(images, jnp.float32),
-                                         image_size=self.config.model.image_size))
-
-  def labels(self, images: np.ndarray) -> np.ndarray:
-    return np.asarray(losses.predicted_labels(self.logits(images))).astype(np.uint8)
-
-  def __call__(self, pil_images: list[Image.Image]) -> list[np.ndarray]:
-    """Label maps (uint8, at each image's original size) for PIL images of any mode."""
-    size = self.config.model.image_size
-    batch = np.stack([np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.LANCZOS),
-                                 np.float32) / 255 for im in pil_images])
-    logits = self.logits(batch)
-    out = []
-    for im, lg in zip(pil_images, logits):
-      if self.num_classes == 1:  # upsample the probability, then threshold: smooth edges
-        prob = Image.fromarray((1 / (1 + np.exp(-lg[..., 0]))).astype(np.float32), mode='F')
-        out.append((np.asarray(prob.resize(im.size, Image.Resampling.BILINEAR)) > 0.5).astype(np.uint8))
-      else:
-        label = Image.fromarray(np.argmax(lg, -1).astype(np.uint8))
-        out.append(np.asarray(label.resize(im.size, Image.Resampling.NEAREST)))
-    return out
+                                         image_size=self.image_size))
 
 
 def predict_test_examples(config, workdir: str, num_examples: int, checkpoint: str = 'best'):

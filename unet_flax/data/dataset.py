@@ -45,7 +45,7 @@ def prepare_once(dataset_cfg) -> Builder:
   multihost_utils.sync_global_devices('face_segmentation prepared')
   if builder is None:
     builder = make_builder(dataset_cfg)
-    if not _is_prepared(builder):
+    if not is_prepared(builder):
       raise DatasetLayoutError(
           f'process {jax.process_index()} cannot see the dataset that process 0 prepared in '
           f'{builder.data_dir}: put config.dataset.data_dir on storage every host reads.')
@@ -66,7 +66,7 @@ def prepare(dataset_cfg) -> Builder:
                              f'folder; point data_dir at a folder (it is created if missing).')
   builder = make_builder(dataset_cfg)
   manual_dir = dataset_cfg.get('manual_dir') or None
-  prepared = _is_prepared(builder)
+  prepared = is_prepared(builder)
   if builder.builder_config.source != 'synthetic' and not manual_dir and not prepared:
     raise DatasetLayoutError(
         f'face_segmentation/{builder.builder_config.name} is not prepared in {builder.data_dir} and '
@@ -127,5 +127,5 @@ def identity(builder) -> dict:
           'fingerprint': read_source(builder).get('fingerprint')}
 
 
-def _is_prepared(builder) -> bool:
+def is_prepared(builder) -> bool:
   return os.path.exists(os.path.join(builder.data_dir, 'dataset_info.json'))
