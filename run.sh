@@ -4,31 +4,49 @@
 #                                 predict overlays and plots, print where everything is
 #   ./run.sh CONFIG [overrides]   the same for any config, e.g. ./run.sh configs/base.py --config.num_epochs=1
 #   ./run.sh test                 run the test suite
-# The virtual environment is $VENV (default .venv), created and kept in sync with requirements.
+#   ./run.sh export ARGS          export a trained workdir (python -m experiments.export ARGS)
+#   ./run.sh benchmark_inference ARGS   inference speed of JAX, ONNX Runtime and TFLite
+# The virtual environment is $VENV (default .venv), created and kept in sync with requirements;
+# exporting (and testing it) uses a second one, $EXPORT_VENV (default .venv-export), from
+# requirements-export.txt, so the core install needs no TensorFlow.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV="${VENV:-.venv}"
+EXPORT_VENV="${EXPORT_VENV:-$VENV-export}"
 PYTHON_BIN="${PYTHON:-python3}"
 REQUIREMENTS=requirements.txt
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   REQUIREMENTS=requirements-cuda.txt
 fi
-stamp="$VENV/.requirements-$(cat requirements*.txt | sha256sum | cut -c1-16)-$(basename $REQUIREMENTS .txt)"
-if [ ! -f "$stamp" ]; then
-  echo "==> Setting up $VENV from $REQUIREMENTS (first run: several minutes)"
-  [ -x "$VENV/bin/python" ] || "$PYTHON_BIN" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -r "$REQUIREMENTS"
-  rm -f "$VENV"/.requirements-* && touch "$stamp"
-fi
-PY="$VENV/bin/python"
+
+# ensure_venv DIR REQUIREMENTS_FILE: create DIR and keep it in sync with the requirements.
+ensure_venv() {
+  local venv="$1" requirements="$2"
+  local stamp="$venv/.requirements-$(cat requirements*.txt | sha256sum | cut -c1-16)-$(basename "$requirements" .txt)"
+  if [ ! -f "$stamp" ]; then
+    echo "==> Setting up $venv from $requirements (first run: several minutes)"
+    [ -x "$venv/bin/python" ] || "$PYTHON_BIN" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip
+    "$venv/bin/python" -m pip install --quiet -r "$requirements"
+    rm -f "$venv"/.requirements-* && touch "$stamp"
+  fi
+}
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 
-if [ "${1:-}" = "test" ]; then
-  shift
-  exec "$PY" -m pytest "$@"
-fi
+case "${1:-}" in
+  test)  # the core environment runs the suite; export tests run their commands in the export one
+    shift
+    ensure_venv "$VENV" "$REQUIREMENTS"
+    ensure_venv "$EXPORT_VENV" requirements-export.txt
+    UNET_FLAX_EXPORT_PYTHON="$EXPORT_VENV/bin/python" exec "$VENV/bin/python" -m pytest "$@" ;;
+  export|benchmark_inference)  # need TensorFlow, tf2onnx and the runtimes: their own environment
+    tool="$1"; shift
+    ensure_venv "$EXPORT_VENV" requirements-export.txt
+    exec "$EXPORT_VENV/bin/python" -m "experiments.$tool" "$@" ;;
+esac
+ensure_venv "$VENV" "$REQUIREMENTS"
+PY="$VENV/bin/python"
 
 CONFIG="${1:-configs/quick.py}"
 [ $# -gt 0 ] && shift

@@ -23,7 +23,8 @@ flags.DEFINE_enum('dtype', 'float32', ['float32', 'float16', 'int8'],
 flags.DEFINE_string('output', None, 'Folder to write; default <workdir>/export/<format>_<dtype>. Must not '
                     'hold anything yet.')
 flags.DEFINE_string('checkpoint', 'best', 'best, latest or a step number.')
-flags.DEFINE_integer('batch', 1, 'Batch size fixed in the model; 0 = dynamic (tflite and savedmodel).')
+flags.DEFINE_integer('batch', 1, 'Batch size fixed in the model; 0 = dynamic (tflite and savedmodel; '
+                     'LiteRT runs a dynamic-batch model without XNNPACK, about 14x slower).')
 flags.DEFINE_enum('outputs', 'logits', ['logits', 'probabilities'],
                   'What the model returns: logits, or probabilities (sigmoid, or softmax over classes).')
 flags.DEFINE_integer('parity_examples', 8, 'Test examples the export must reproduce.')

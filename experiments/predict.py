@@ -4,6 +4,11 @@
     python -m experiments.predict --workdir=runs/quick --input=photos/ --masks=photos_masks/
     python -m experiments.predict --workdir=runs/quick --from_test_split=8
     python -m experiments.predict --workdir=runs/quick --input=photo.jpg --crop=120,80,520,480
+    python -m experiments.predict --model=runs/quick/export/onnx_float32/model.onnx --input=photos/
+
+With --model, an exported model (experiments.export: .onnx, .tflite or a SavedModel folder,
+with its model_card.json) predicts in its own runtime instead of the workdir's checkpoint, so
+you can check an export on your own photos before shipping it.
 
 Writes per image <stem>_mask.png (0/255 at the original size; for face parsing a colour
 label map with its legend, plus <stem>_labels.png holding the class ids) and <stem>_overlay.png (image with the mask tinted over it; beside the ground truth
@@ -20,16 +25,18 @@ from absl import flags
 from experiments import cli
 
 flags.DEFINE_string('workdir', None, 'A training run directory, e.g. runs/quick.')
+flags.DEFINE_string('model', None, 'Instead of --workdir: an exported model.onnx, model.tflite or SavedModel folder.')
 flags.DEFINE_string('input', None, 'An image, or a folder of images.')
 flags.DEFINE_string('masks', None, 'Optional folder of ground-truth masks named <stem>.png.')
-flags.DEFINE_string('output', None, 'Where to write; default <workdir>/predictions.')
+flags.DEFINE_string('output', None, 'Where to write; default <workdir>/predictions (with --model: '
+                    'predictions/ beside the model).')
 flags.DEFINE_string('checkpoint', 'best', 'best, latest or a step number.')
 flags.DEFINE_integer('from_test_split', 0, 'Instead of --input: the first N test-split images.')
 flags.DEFINE_integer('batch_size', 16, 'Images per forward pass.')
 flags.DEFINE_list('crop', None, 'x0,y0,x1,y1 in pixels: predict inside this box of every input image (the '
                   'model expects the face framed as in CelebA-HQ: centred, about 60% of the width); the '
                   'mask stays at the image size, empty outside the box.')
-flags.mark_flags_as_required(['workdir'])
+flags.mark_flags_as_mutual_exclusive(['workdir', 'model'], required=True)
 FLAGS = flags.FLAGS
 
 
@@ -102,8 +109,13 @@ def main(argv):
     cli.fail(f'--masks={FLAGS.masks} is not a folder.')
   crop = _crop_box(FLAGS.crop) if FLAGS.crop else None
   paths = [] if FLAGS.from_test_split else _inputs(FLAGS.input)
-  output = _writable_folder(FLAGS.output or os.path.join(FLAGS.workdir, 'predictions'))
-  predictor = Predictor(FLAGS.workdir, FLAGS.checkpoint)
+  if FLAGS.model:  # the file and its card are checked before anything is written
+    from unet_flax.exported import ExportedPredictor, card_path
+    predictor = ExportedPredictor(FLAGS.model)
+    output = _writable_folder(FLAGS.output or os.path.join(os.path.dirname(card_path(FLAGS.model)), 'predictions'))
+  else:
+    output = _writable_folder(FLAGS.output or os.path.join(FLAGS.workdir, 'predictions'))
+    predictor = Predictor(FLAGS.workdir, FLAGS.checkpoint)
   k = predictor.num_classes
   if predictor.config.dataset.config.startswith('synthetic') and not FLAGS.from_test_split:
     print(SYNTHETIC_NOTE, file=sys.stderr)
@@ -121,8 +133,7 @@ def main(argv):
     Image.fromarray(np.concatenate(panels, axis=1)).save(os.path.join(output, f'{stem}_overlay.png'))
 
   if FLAGS.from_test_split:
-    images, labels, preds, _ = predict_test_examples(predictor.config, FLAGS.workdir,
-                                                     FLAGS.from_test_split, FLAGS.checkpoint)
+    images, labels, preds, _ = predict_test_examples(predictor, FLAGS.from_test_split)
     for i, (image, label, pred) in enumerate(zip(images, labels, preds)):
       save(f'test_{i:03d}', (image * 255).astype(np.uint8), pred, label)
     print(f'Wrote {len(images)} test predictions (prediction | ground truth) to {output}')

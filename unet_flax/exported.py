@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+import ml_collections
 import numpy as np
 
 from unet_flax import predict
@@ -56,7 +57,7 @@ def _require(module: str, fmt: str):
   try:
     return importlib.import_module(module)
   except ImportError:
-    raise UserError(f'running a {fmt} model needs {module.split(".")[0]}, which is not installed: '
+    raise UserError(f'running an exported {fmt} model needs {module.split(".")[0]}, which is not installed: '
                     f'{EXPORT_REQUIREMENTS}') from None
 
 
@@ -142,7 +143,7 @@ class ExportedPredictor(predict.MaskPredictor):
     self.num_classes = self.card['output']['shape'][-1]
     self.output = self.card['output']['kind']
     self.step = self.card['source']['checkpoint_step']
-    self.dataset_config = self.card['source']['config']['dataset']['config']
+    self.config = ml_collections.ConfigDict(self.card['source']['config'])
 
   def scores(self, images: np.ndarray) -> np.ndarray:
     return self.model(images)

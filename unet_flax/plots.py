@@ -90,7 +90,8 @@ def write_all(workdir: str, config, num_examples: int = 6) -> list[str]:
   """Both pictures for a trained workdir (its best checkpoint, on the test split). Every
   process restores the checkpoint (Orbax restores are collective); process 0 writes."""
   from unet_flax import predict  # only here: plotting the history needs no model
-  images, labels, preds, num_classes = predict.predict_test_examples(config, workdir, num_examples)
+  images, labels, preds, num_classes = predict.predict_test_examples(predict.Predictor(workdir, config=config),
+                                                                     num_examples)
   if jax.process_index() != 0:
     return []
   names = parts_lib.class_names(config.target, parts_lib.CELEBAMASK_HQ_PARTS)

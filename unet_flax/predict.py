@@ -106,11 +106,16 @@ class Predictor(MaskPredictor):
                                          image_size=self.image_size))
 
 
-def predict_test_examples(config, workdir: str, num_examples: int, checkpoint: str = 'best'):
-  """(images, labels, predictions, num_classes) for the first test examples, at model size."""
+def test_examples(config, count: int) -> tuple[np.ndarray, np.ndarray]:
+  """The first `count` test examples of config's dataset as (float images, labels), at model size."""
   from unet_flax.data import dataset as dataset_lib, pipeline
-  predictor = Predictor(workdir, checkpoint, config)
   split = pipeline.open_split(dataset_lib.make_builder(config.dataset), 'test')
   target = parts_lib.TargetMaker(config.target, split.part_names, config.get('painting_order') or None)
-  images, labels = pipeline.examples_at_model_size(split, target, num_examples, config.model.image_size)
+  return pipeline.examples_at_model_size(split, target, count, config.model.image_size)
+
+
+def predict_test_examples(predictor: MaskPredictor, num_examples: int):
+  """(images, labels, predictions, num_classes) for the first test examples of the predictor's
+  dataset, at model size."""
+  images, labels = test_examples(predictor.config, num_examples)
   return images, labels, predictor.labels(images), predictor.num_classes
