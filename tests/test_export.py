@@ -69,6 +69,8 @@ def test_onnx_export_reproduces_jax_and_predicts_the_same_masks(trained_workdir,
                             'decision': 'logit > 0'}
   assert card['source']['config'] == config and card['source']['checkpoint_step'] == 3
   assert card['source']['synthetic_data'] is True
+  data = (out / 'model.onnx').read_bytes()
+  assert card['bytes'] == len(data) and card['sha256'] == __import__('hashlib').sha256(data).hexdigest()
   assert card['parity']['runtime'].startswith('onnxruntime')
   assert card['parity']['dice'] >= 0.999 and card['parity']['max_abs_diff'] < 1e-3
   assert card['parity']['examples'].startswith('first 5 test examples')  # the tiny test split has 5
@@ -176,3 +178,23 @@ def test_predict_with_an_exported_model_needs_its_card(tmp_path, photos):
     export.check_request('onnx', 'float32', 0, 'logits')
   with pytest.raises(export.ExportError, match='savedmodel exports float32 only'):
     export.check_request('savedmodel', 'int8', 1, 'logits')
+
+
+def test_face_parsing_card_names_every_channel_and_its_colour(tmp_path):
+  import types
+  import ml_collections
+  from configs import face_parsing
+  from unet_flax import export, pictures
+  from unet_flax.data import parts as parts_lib
+  config = face_parsing.get_config()
+  names = parts_lib.class_names(config.target, parts_lib.CELEBAMASK_HQ_PARTS)
+  (tmp_path / 'model.tflite').write_bytes(b'x' * 10)
+  predictor = types.SimpleNamespace(config=ml_collections.ConfigDict(config.to_dict()), num_classes=19,
+                                    image_size=config.model.image_size, class_names=names, step=7)
+  model = types.SimpleNamespace(path=str(tmp_path / 'model.tflite'), input_name='serving_default_images:0')
+  card = export.model_card(predictor, str(tmp_path), 'tflite', 'int8', 1, 'probabilities', model, {})
+  assert card['output']['classes'] == list(names) and len(names) == 19 and names[0] == 'background'
+  assert card['output']['palette'] == pictures.PALETTE[:19].tolist()
+  assert card['output']['decision'].startswith('argmax') and card['source']['test_metrics'] is None
+  assert card['input']['shape'] == [1, config.model.image_size, config.model.image_size, 3]
+  assert card['bytes'] == 10 and 'int8 weights' in card['dtype_means']

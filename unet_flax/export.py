@@ -203,7 +203,8 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
       test_metrics = json.load(f)
   binary = k == 1
   return {
-      'format': fmt, 'file': os.path.basename(model.path), 'dtype': dtype,
+      'format': fmt, 'file': os.path.basename(model.path), 'bytes': _size(model.path),
+      'sha256': _sha256(model.path) if os.path.isfile(model.path) else None, 'dtype': dtype,
       'dtype_means': {'float32': 'float32 weights and compute',
                       'float16': 'float16 weights, float32 compute',
                       'int8': 'int8 weights (dynamic-range quantisation), float activations'}[dtype],
@@ -224,6 +225,21 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
       'exported_with': {name: _version(name) for name in VERSIONED},
       'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
   }
+
+
+def _size(path: str) -> int:
+  if os.path.isfile(path):
+    return os.path.getsize(path)
+  return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def _sha256(path: str) -> str:
+  import hashlib
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def _version(name):
