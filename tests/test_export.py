@@ -93,15 +93,15 @@ def test_onnx_export_reproduces_jax_and_predicts_the_same_masks(trained_workdir,
   assert (out / 'model.onnx').read_bytes() == before
 
 
-def test_tflite_savedmodel_int8_and_a_disagreeing_export_writes_nothing(trained_workdir, tmp_path):
+def test_tflite_savedmodel_int8_and_a_disagreeing_export_writes_nothing(trained_workdir, photos, tmp_path):
   script = textwrap.dedent(f'''
       import json, os
       from unet_flax import export, exported
-      w, t = {str(trained_workdir)!r}, {str(tmp_path)!r}
+      w, t, photos = {str(trained_workdir)!r}, {str(tmp_path)!r}, {str(photos[0])!r}
       cards = {{}}
       for name, kw in [('tflite_f16_dynamic', dict(fmt='tflite', dtype='float16', batch=0, output='probabilities')),
                        ('tflite_int8', dict(fmt='tflite', dtype='int8')),
-                       ('savedmodel', dict(fmt='savedmodel', batch=2))]:
+                       ('savedmodel', dict(fmt='savedmodel', batch=2, parity_images_dir=photos))]:
         path = export.export_workdir(w, output_dir=os.path.join(t, name), log=lambda *a: None, **kw)
         model = exported.ExportedModel(path)
         cards[name] = dict(json.load(open(exported.card_path(path))), runtime_batch=model.batch)
@@ -127,6 +127,7 @@ def test_tflite_savedmodel_int8_and_a_disagreeing_export_writes_nothing(trained_
   assert cards['savedmodel']['runtime_batch'] == 2 and cards['savedmodel']['parity']['dice'] >= 0.999
   assert cards['savedmodel']['parity']['max_abs_diff'] < 1e-3
   assert cards['savedmodel']['parity']['runtime'].startswith('TensorFlow')
+  assert cards['savedmodel']['parity']['examples'] == f'4 images of {photos[0]}'  # --parity_images
   assert 'disagrees with the JAX model' in cards['bad'] and 'nothing was written' in cards['bad']
   assert cards['left'] == ['savedmodel', 'tflite_f16_dynamic', 'tflite_int8']  # no 'bad', no staging folder
 

@@ -179,10 +179,10 @@ def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np
         im = predict.load_image(path)
       except UNREADABLE:
         continue
-      images.append(np.asarray(im.resize((size, size)), np.float32) / 255)
+      images.append(im)
     if not images:
       raise ExportError(f'--parity_images={images_dir} holds no readable images.')
-    return np.stack(images), f'{len(images)} images of {images_dir}'
+    return predict.model_input(images, size), f'{len(images)} images of {images_dir}'
   from unet_flax.data import dataset as dataset_lib
   builder = dataset_lib.make_builder(config.dataset)
   if not dataset_lib.is_prepared(builder):

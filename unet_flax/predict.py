@@ -43,6 +43,12 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
+def model_input(pil_images: list[Image.Image], size: int) -> np.ndarray:
+  """[N, size, size, 3] float32 in [0, 1]: what the network (and every export of it) takes."""
+  return np.stack([np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.LANCZOS),
+                              np.float32) / 255 for im in pil_images])
+
+
 def labels_from_scores(scores: np.ndarray, output: str = 'logits') -> np.ndarray:
   """[N, H, W] uint8 label maps from [N, H, W, K] scores: a binary target is on where its logit
   is above 0 (its probability above 0.5); face parsing takes the argmax over classes."""
@@ -68,10 +74,7 @@ class MaskPredictor:
 
   def __call__(self, pil_images: list[Image.Image]) -> list[np.ndarray]:
     """Label maps (uint8, at each image's original size) for PIL images of any mode."""
-    size = self.image_size
-    batch = np.stack([np.asarray(im.convert('RGB').resize((size, size), Image.Resampling.LANCZOS),
-                                 np.float32) / 255 for im in pil_images])
-    scores = self.scores(batch)
+    scores = self.scores(model_input(pil_images, self.image_size))
     out = []
     for im, sc in zip(pil_images, scores):
       if self.num_classes == 1:  # upsample the probability, then threshold: smooth edges
