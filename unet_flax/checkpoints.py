@@ -9,6 +9,7 @@ in-flight saves and closes it.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import jax
@@ -18,6 +19,17 @@ from orbax.checkpoint import checkpoint_managers as policies
 from unet_flax import metrics as metrics_lib
 from unet_flax.data import parts as parts_lib
 from unet_flax.errors import UserError
+
+
+class _SavesBetweenEvaluations(logging.Filter):
+  """Orbax warns on every save without metrics when it tracks a best checkpoint; periodic and
+  interrupt saves fall between evaluations and have none by design."""
+
+  def filter(self, record):
+    return 'did not provide metrics' not in record.getMessage()
+
+
+logging.getLogger('absl').addFilter(_SavesBetweenEvaluations())
 
 
 def _savable(tree):
