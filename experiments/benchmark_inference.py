@@ -16,7 +16,6 @@ import json
 import os
 import statistics
 import tempfile
-import time
 
 from absl import flags
 from ml_collections import config_flags
@@ -35,16 +34,8 @@ flags.DEFINE_string('output', None, 'Also write the JSON result to this file.')
 FLAGS = flags.FLAGS
 
 
-def time_calls(fn, x, repeats: int, warmup: int) -> list[float]:
-  """Seconds per call of fn(x), each call waited for."""
-  for _ in range(warmup):
-    fn(x)
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn(x)
-    times.append(time.perf_counter() - t0)
-  return times
+# The runtimes this tool times, and the export format each runs.
+RUNTIMES = {'jax': None, 'onnxruntime': 'onnx', 'tflite': 'tflite'}
 
 
 def percentile(values, q: float) -> float:
@@ -76,7 +67,7 @@ def runners(state, size, threads, folder):
     if runtime == 'jax':
       yield 'JAX jit', 'float32', jax_fn, jax_fn
       continue
-    fmt = {'onnxruntime': 'onnx', 'tflite': 'tflite'}[runtime]
+    fmt = RUNTIMES[runtime]
     for dtype in FLAGS.dtypes:
       # One file per batch size: ONNX needs a fixed batch, and LiteRT runs a dynamic-batch
       # model without its XNNPACK delegate (measured 14x slower at batch 1).
@@ -96,13 +87,13 @@ def main(argv):
   import jax
   import numpy as np
   from absl import logging
-  from unet_flax import exported
+  from unet_flax import export, exported, speed
   logging.set_verbosity(logging.WARNING)
   if bool(FLAGS.workdir) == bool(FLAGS.config):
     cli.fail('give exactly one of --workdir=RUN or --config=configs/X.py.')
-  unknown = set(FLAGS.runtimes) - {'jax', 'onnxruntime', 'tflite'} | set(FLAGS.dtypes) - {'float32', 'float16', 'int8'}
+  unknown = set(FLAGS.runtimes) - set(RUNTIMES) | set(FLAGS.dtypes) - set(export.DTYPES)
   if unknown or FLAGS.batch < 1 or FLAGS.repeats < 1:
-    cli.fail(f'--runtimes takes jax,onnxruntime,tflite; --dtypes float32,float16,int8; --batch and --repeats '
+    cli.fail(f'--runtimes takes {",".join(RUNTIMES)}; --dtypes {",".join(export.DTYPES)}; --batch and --repeats '
              f'at least 1 (got {sorted(unknown) or ""} batch={FLAGS.batch} repeats={FLAGS.repeats}).')
   threads = FLAGS.threads or os.cpu_count()
   state, config, source = network(FLAGS.workdir, FLAGS.config)
@@ -118,8 +109,8 @@ def main(argv):
       if reference is None:
         reference = out  # JAX, when timed, comes first
       agree = exported.agreement(reference, out)
-      lat = time_calls(one, x1, FLAGS.repeats, FLAGS.warmup)
-      thr = time_calls(many, xn, max(3, FLAGS.repeats // 3), FLAGS.warmup)
+      lat = speed.time_calls(lambda: one(x1), FLAGS.repeats, FLAGS.warmup)
+      thr = speed.time_calls(lambda: many(xn), max(3, FLAGS.repeats // 3), FLAGS.warmup)
       rows.append({'runtime': runtime, 'dtype': dtype, 'latency_ms_median': 1e3 * statistics.median(lat),
                    'latency_ms_p90': 1e3 * percentile(lat, 0.9),
                    'images_per_s': FLAGS.batch / statistics.median(thr),

@@ -12,6 +12,19 @@ import time
 CACHE_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'unet_flax')
 
 
+def time_calls(fn, repeats: int, warmup: int = 0) -> list[float]:
+  """Seconds per call of fn() over `repeats` calls after `warmup` untimed ones; fn must wait
+  for its own result."""
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - t0)
+  return times
+
+
 def matmul_peak_tflops(dtype_name: str) -> float:
   """TFLOP/s of a large square matmul on one device in `dtype_name`; cached per device kind."""
   import jax
@@ -25,12 +38,7 @@ def matmul_peak_tflops(dtype_name: str) -> float:
   n = 8192 if device.platform == 'gpu' else 2048
   a, b = (jax.random.normal(jax.random.key(i), (n, n), jnp.float32).astype(dtype_name) for i in (1, 2))
   f = jax.jit(lambda a, b: a @ b)
-  f(a, b).block_until_ready()
-  times = []
-  for _ in range(20):
-    t0 = time.perf_counter()
-    f(a, b).block_until_ready()
-    times.append(time.perf_counter() - t0)
+  times = time_calls(lambda: f(a, b).block_until_ready(), 20, warmup=1)
   cache[key] = 2 * n ** 3 / min(times) / 1e12
   os.makedirs(CACHE_DIR, exist_ok=True)
   with open(path, 'w') as f_out:
@@ -94,9 +102,4 @@ class OurStep:
     return health
 
   def time_steps(self, n: int) -> list[float]:
-    times = []
-    for _ in range(n):
-      t0 = time.perf_counter()
-      self.run()['loss'].block_until_ready()
-      times.append(time.perf_counter() - t0)
-    return times
+    return time_calls(lambda: self.run()['loss'].block_until_ready(), n)
