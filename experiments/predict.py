@@ -1,4 +1,4 @@
-"""Predicts masks for your own images with a trained workdir.
+"""Predicts masks for your own photos with a trained workdir or an exported model.
 
     python -m experiments.predict --workdir=runs/quick --input=photo.jpg [--output=DIR]
     python -m experiments.predict --workdir=runs/quick --input=photos/ --masks=photos_masks/
@@ -6,15 +6,26 @@
     python -m experiments.predict --workdir=runs/quick --input=photo.jpg --crop=120,80,520,480
     python -m experiments.predict --model=runs/quick/export/onnx_float32/model.onnx --input=photos/
 
+Faces are found in each photo (dlib's HOG detector, `--faces=auto`), each is framed as the
+model was trained (CelebA-HQ's framing) and predicted, and the masks are pasted back at the
+photo's size; a photo without a face found is predicted whole, with a warning. `--crop`
+predicts one box of your choosing instead, `--faces=none` the whole photo as it is.
+
 With --model, an exported model (experiments.export: .onnx, .tflite or a SavedModel folder,
 with its model_card.json) predicts in its own runtime instead of the workdir's checkpoint, so
 you can check an export on your own photos before shipping it.
 
+With --masks, every photo that has a reference mask <stem>.png is scored (unet_flax.scoring):
+Dice, IoU, precision, recall and the false-alarm rate on photos with an empty mask for a
+binary target; per-class F1 and IoU and their mean for face parsing. The scores are written
+to scores.json and scores.md beside the predictions.
+
 Writes per image <stem>_mask.png (0/255 at the original size; for face parsing a colour
-label map with its legend, plus <stem>_labels.png holding the class ids) and <stem>_overlay.png (image with the mask tinted over it; beside the ground truth
-when --masks holds <stem>.png). Every format Pillow reads is accepted, EXIF orientation
-is applied and 16-bit images are scaled by their range. Unreadable files are reported
-by name and skipped; the inputs and the output folder are checked before the model loads.
+label map with its legend, plus <stem>_labels.png holding the class ids) and
+<stem>_overlay.png (image with the mask tinted over it; beside the reference when there is
+one). Every format Pillow reads is accepted, EXIF orientation is applied and 16-bit images
+are scaled by their range. Unreadable files are reported by name and skipped; the inputs and
+the output folder are checked before the model loads.
 """
 
 import os
@@ -27,15 +38,23 @@ from experiments import cli
 flags.DEFINE_string('workdir', None, 'A training run directory, e.g. runs/quick.')
 flags.DEFINE_string('model', None, 'Instead of --workdir: an exported model.onnx, model.tflite or SavedModel folder.')
 flags.DEFINE_string('input', None, 'An image, or a folder of images.')
-flags.DEFINE_string('masks', None, 'Optional folder of ground-truth masks named <stem>.png.')
+flags.DEFINE_string('masks', None, 'Folder of reference masks named <stem>.png: the predictions are '
+                    'scored against them (scores.json and scores.md beside the predictions).')
+flags.DEFINE_enum('mask_format', None, ['binary', 'labels'], 'What --masks holds: black/white masks of '
+                  'the target (default for a binary target), or index label maps in CelebAMask-HQ\'s '
+                  'class order (default for face parsing; for a binary target its parts are taken '
+                  'from them).')
+flags.DEFINE_enum('faces', 'auto', ['auto', 'none'], 'auto: find every face (dlib\'s HOG detector), '
+                  'predict each framed as in training and paste the masks back; none: predict the '
+                  'whole image as it is.')
 flags.DEFINE_string('output', None, 'Where to write; default <workdir>/predictions (with --model: '
                     'predictions/ beside the model).')
 flags.DEFINE_string('checkpoint', 'best', 'best, latest or a step number.')
 flags.DEFINE_integer('from_test_split', 0, 'Instead of --input: the first N test-split images.')
 flags.DEFINE_integer('batch_size', 16, 'Images per forward pass.')
-flags.DEFINE_list('crop', None, 'x0,y0,x1,y1 in pixels: predict inside this box of every input image (the '
-                  'model expects the face framed as in CelebA-HQ: centred, about 60% of the width); the '
-                  'mask stays at the image size, empty outside the box.')
+flags.DEFINE_list('crop', None, 'x0,y0,x1,y1 in pixels: predict inside this box of every input image '
+                  'instead of finding faces (the model expects one face framed as in CelebA-HQ: centred, '
+                  'about 56% of the width); the mask stays at the image size, empty outside the box.')
 flags.mark_flags_as_mutual_exclusive(['workdir', 'model'], required=True)
 FLAGS = flags.FLAGS
 
@@ -64,22 +83,15 @@ SYNTHETIC_NOTE = (
     'about 60% of the image width (see --crop).')
 
 
-def _crop_box(values) -> tuple[int, int, int, int]:
+def _crop_box(values):
+  from unet_flax.faces import Box
   try:
     x0, y0, x1, y1 = (int(v) for v in values)
   except ValueError:
     cli.fail(f'--crop={",".join(values)}: give four pixel coordinates x0,y0,x1,y1.')
   if not 0 <= x0 < x1 or not 0 <= y0 < y1:
     cli.fail(f'--crop={",".join(values)}: need 0 <= x0 < x1 and 0 <= y0 < y1.')
-  return x0, y0, x1, y1
-
-
-def _paste(label, size, box):
-  """A label predicted inside `box`, placed in an empty label of the whole image's `size`."""
-  import numpy as np
-  full = np.zeros((size[1], size[0]), label.dtype)
-  full[box[1]:box[3], box[0]:box[2]] = label
-  return full
+  return Box(x0, y0, x1, y1)
 
 
 def _writable_folder(path: str) -> str:
@@ -92,12 +104,28 @@ def _writable_folder(path: str) -> str:
   return path
 
 
+def _reference(stem: str, predictor, mask_format: str):
+  """The reference label of photo `stem` from --masks, or None when it has none (or it is unreadable)."""
+  from unet_flax import scoring
+  from unet_flax.data.checks import UNREADABLE
+  path = os.path.join(FLAGS.masks, f'{stem}.png')
+  if not os.path.exists(path):
+    return None
+  try:
+    ids = scoring.label_ids(predictor.config.target) if predictor.num_classes == 1 else None
+    return scoring.read_reference(path, mask_format=mask_format, num_classes=predictor.num_classes,
+                                  label_ids=ids)
+  except UNREADABLE as e:
+    print(f'reference {path} left out: not a readable image ({e.__class__.__name__})', file=sys.stderr)
+    return None
+
+
 def main(argv):
   del argv
   import numpy as np
   from PIL import Image
 
-  from unet_flax import pictures
+  from unet_flax import faces, pictures, scoring
   from unet_flax.data.checks import UNREADABLE
   from unet_flax.predict import Predictor, load_image, predict_test_examples
 
@@ -117,6 +145,7 @@ def main(argv):
     output = _writable_folder(FLAGS.output or os.path.join(FLAGS.workdir, 'predictions'))
     predictor = Predictor(FLAGS.workdir, FLAGS.checkpoint)
   k = predictor.num_classes
+  mask_format = FLAGS.mask_format or ('labels' if k > 1 else 'binary')
   if predictor.config.dataset.config.startswith('synthetic') and not FLAGS.from_test_split:
     print(SYNTHETIC_NOTE, file=sys.stderr)
 
@@ -129,7 +158,7 @@ def main(argv):
       Image.fromarray((label * 255).astype(np.uint8)).save(os.path.join(output, f'{stem}_mask.png'))
     panels = [pictures.overlay(image, label, k)]
     if truth is not None:
-      panels.append(pictures.overlay(image, truth, k))
+      panels.append(pictures.overlay(image, scoring.at_size(truth, label.shape), k))
     Image.fromarray(np.concatenate(panels, axis=1)).save(os.path.join(output, f'{stem}_overlay.png'))
 
   if FLAGS.from_test_split:
@@ -138,7 +167,8 @@ def main(argv):
       save(f'test_{i:03d}', (image * 255).astype(np.uint8), pred, label)
     print(f'Wrote {len(images)} test predictions (prediction | ground truth) to {output}')
     return
-  done, skipped = 0, []
+  scorer = scoring.Scorer(predictor.class_names) if FLAGS.masks else None
+  done, skipped, unscored, faceless, found = 0, [], [], [], 0
   for start in range(0, len(paths), FLAGS.batch_size):
     batch = []
     for path in paths[start:start + FLAGS.batch_size]:
@@ -148,31 +178,61 @@ def main(argv):
         skipped.append(path)
         print(f'skipped {path}: not a readable image ({e.__class__.__name__})', file=sys.stderr)
         continue
-      if crop and (crop[2] > image.width or crop[3] > image.height):
+      if crop and (crop.x1 > image.width or crop.y1 > image.height):
         skipped.append(path)
-        print(f'skipped {path}: --crop={",".join(map(str, crop))} lies outside its {image.width}x{image.height} '
+        print(f'skipped {path}: --crop={",".join(FLAGS.crop)} lies outside its {image.width}x{image.height} '
               f'pixels', file=sys.stderr)
         continue
-      batch.append((path, image))
+      boxes = [crop] if crop else faces.regions(image, FLAGS.faces)
+      if boxes is None:
+        if FLAGS.faces == 'auto' and not crop:
+          faceless.append(path)
+          print(f'warning: no face found in {path}; predicting the whole photo (see --crop)',
+                file=sys.stderr)
+        boxes = [faces.Box(0, 0, image.width, image.height)]
+      elif not crop:
+        found += len(boxes)
+      batch.append((path, image, boxes))
     if not batch:
       continue
-    labels = predictor([im.crop(crop) if crop else im for _, im in batch])
-    if crop:
-      labels = [_paste(label, im.size, crop) for (_, im), label in zip(batch, labels)]
-    for (path, im), label in zip(batch, labels):
+    crops = [faces.crop(im, box) for _, im, boxes in batch for box in boxes]
+    crop_labels = iter(predictor(crops))
+    for path, im, boxes in batch:
+      label = faces.paste([next(crop_labels) for _ in boxes], boxes, im.size)
       stem = os.path.splitext(os.path.basename(path))[0]
-      truth = None
-      if FLAGS.masks and os.path.exists(os.path.join(FLAGS.masks, f'{stem}.png')):
-        try:
-          with Image.open(os.path.join(FLAGS.masks, f'{stem}.png')) as m:
-            truth = (np.asarray(m.convert('L').resize(im.size, Image.Resampling.NEAREST)) > 127).astype(np.uint8)
-        except UNREADABLE as e:
-          print(f'ground truth {stem}.png left out: not a readable image ({e.__class__.__name__})',
-                file=sys.stderr)
+      truth = _reference(stem, predictor, mask_format) if FLAGS.masks else None
+      if scorer is not None:
+        if truth is None:
+          unscored.append(stem)
+        else:
+          scorer.add(stem, label, truth)
       save(stem, np.asarray(im), label, truth)
       done += 1
     print(f'[{min(start + FLAGS.batch_size, len(paths))}/{len(paths)}] images', flush=True)
+  if FLAGS.faces == 'auto' and not crop:
+    print(f'Found {found} face(s); {len(faceless)} photo(s) without a face were predicted whole.')
   print(f'Wrote {done} prediction(s) to {output}; skipped {len(skipped)}.')
+  if scorer is not None:
+    _report_scores(scorer, output, unscored)
+
+
+def _report_scores(scorer, output: str, unscored: list[str]) -> None:
+  from unet_flax import scoring
+  summary = scorer.summary()
+  source = FLAGS.model or f'{FLAGS.workdir} (checkpoint {FLAGS.checkpoint})'
+  scoring.write(output, summary, f'Scores of {source} on {FLAGS.masks}', unscored)
+  if unscored:
+    print(f'unscored (no reference in --masks): {", ".join(unscored)}', file=sys.stderr)
+  fmt = lambda v: '-' if v is None else f'{v:.4f}'
+  if 'dice' in summary:
+    print(f'Scored {summary["photos_scored"]} photo(s): Dice {fmt(summary["dice"])}, IoU {fmt(summary["iou"])}, '
+          f'precision {fmt(summary["precision"])}, recall {fmt(summary["recall"])}; false alarms on '
+          f'{len(summary["false_alarms"])} of {summary["photos_without_target"]} photo(s) without the target.')
+  else:
+    print(f'Scored {summary["photos_scored"]} photo(s): mean F1 {fmt(summary["mean_f1"])} over '
+          f'{len(summary["classes_labelled"])} parts (left and right merged: '
+          f'{fmt(summary["left_right_merged"]["mean_f1"])}).')
+  print(f'Scores in {os.path.join(output, scoring.SCORES_MD)} and {scoring.SCORES_JSON}.')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,146 @@
+"""Predicting photos: finding and framing faces, pasting masks back, scoring against references."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from unet_flax import faces, scoring
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args):
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1')
+  return subprocess.run([sys.executable, '-m', 'experiments.predict', *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope='module')
+def astronaut():
+  """NASA's public-domain portrait that scikit-image ships (no download)."""
+  import skimage.data
+  return Image.fromarray(skimage.data.astronaut())
+
+
+def test_binary_scores_pool_pixels_and_count_false_alarms():
+  scorer = scoring.Scorer(('eyeglasses',))
+  truth = np.zeros((4, 4), np.uint8)
+  truth[:2, :2] = 1  # 4 pixels
+  pred = np.zeros((8, 8), np.uint8)  # twice the size: resized to the reference by nearest
+  pred[:4, :2] = 1  # 2 of the 4 at reference size, no false positive
+  scorer.add('half', pred, truth)
+  scorer.add('clean', np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
+  speck = np.zeros((4, 4), np.uint8)
+  speck[3, 3] = 1
+  scorer.add('alarm', speck, np.zeros((4, 4), np.uint8))
+  s = scorer.summary()
+  # pooled: tp 2, fn 2, fp 1 (the speck)
+  assert s['dice'] == pytest.approx(4 / 7) and s['iou'] == pytest.approx(2 / 5)
+  assert s['precision'] == pytest.approx(2 / 3) and s['recall'] == pytest.approx(0.5)
+  assert s['photos_without_target'] == 2 and s['false_alarms'] == ['alarm']
+  assert s['false_alarm_rate'] == 0.5
+  assert [p['dice'] for p in s['per_photo']] == [pytest.approx(2 / 3), None, 0.0]
+
+
+def test_parsing_scores_per_class_and_left_right_merged():
+  names = ('background', 'skin', 'nose', 'eye_g', 'l_eye', 'r_eye')
+  scorer = scoring.Scorer(names)
+  truth = np.array([[0, 1, 4, 5]], np.uint8)
+  pred = np.array([[0, 1, 5, 4]], np.uint8)  # left and right swapped
+  scorer.add('swap', pred, truth)
+  s = scorer.summary()
+  assert s['f1']['l_eye'] == 0 and s['f1']['r_eye'] == 0 and s['f1']['skin'] == 1
+  assert s['classes_labelled'] == ['skin', 'l_eye', 'r_eye']  # nose and eye_g: not in the references
+  assert s['mean_f1'] == pytest.approx(1 / 3)
+  merged = s['left_right_merged']
+  assert merged['classes_labelled'] == ['skin', 'eye'] and merged['mean_f1'] == 1.0
+  assert s['f1']['nose'] is None  # neither labelled nor predicted
+
+
+def test_reference_label_maps_are_read_as_class_ids(tmp_path):
+  labels = np.array([[0, 4, 5, 11], [12, 13, 1, 0]], np.uint8)
+  img = Image.fromarray(labels).convert('P')
+  img.putpalette([v for i in range(256) for v in (i * 7 % 256, i * 13 % 256, i)])  # any palette
+  img.save(tmp_path / 'p.png')
+  read = scoring.read_reference(str(tmp_path / 'p.png'), mask_format='labels', num_classes=19)
+  assert (read == labels).all()
+  eyes_lips = scoring.read_reference(str(tmp_path / 'p.png'), mask_format='labels', num_classes=1,
+                                     label_ids=scoring.label_ids('eyes_lips'))
+  assert scoring.label_ids('eyes_lips') == (4, 5, 11, 12)
+  assert (eyes_lips == [[0, 1, 1, 1], [1, 0, 0, 0]]).all()
+  Image.fromarray(np.full((2, 2, 3), 255, np.uint8)).save(tmp_path / 'rgb.png')
+  with pytest.raises(scoring.MaskFileError, match='rgb.png.*index PNG'):
+    scoring.read_reference(str(tmp_path / 'rgb.png'), mask_format='labels', num_classes=19)
+  Image.fromarray(np.full((2, 2), 255, np.uint8)).save(tmp_path / 'bw.png')
+  with pytest.raises(scoring.MaskFileError, match='bw.png.*class id 255.*--mask_format=binary'):
+    scoring.read_reference(str(tmp_path / 'bw.png'), mask_format='labels', num_classes=19)
+
+
+def test_faces_are_found_framed_and_pasted_back(astronaut):
+  found = faces.detect(astronaut)
+  assert len(found) == 1  # her face; not the patch on her suit that dlib scores 0.12
+  box = faces.framing(found[0])
+  # CelebA-HQ framing: the eyes (at about (201, 101) and (245, 102) in this photo) a little above
+  # the middle of the square, a fifth of its width apart.
+  side = box.x1 - box.x0
+  assert box.y1 - box.y0 == side and 140 < side < 190
+  assert 0.3 < (201 - box.x0) / side < 0.45 and 0.55 < (245 - box.x0) / side < 0.7
+  assert 0.38 < (101 - box.y0) / side < 0.5
+  two = Image.fromarray(np.concatenate([np.asarray(astronaut), np.asarray(astronaut)[:, ::-1]], 1))
+  boxes = [faces.framing(f) for f in faces.detect(two)]
+  assert len(boxes) == 2 and sorted(b.x0 < 512 for b in boxes) == [False, True]
+  labels = [np.full((b.y1 - b.y0, b.x1 - b.x0), i + 1, np.uint8) for i, b in enumerate(boxes)]
+  pasted = faces.paste(labels, boxes, two.size)
+  for i, b in enumerate(boxes):
+    centre = ((b.y0 + b.y1) // 2, (b.x0 + b.x1) // 2)
+    assert pasted[centre] == i + 1
+  assert pasted[-1, 512] == 0  # outside both squares
+
+
+def test_crop_beyond_the_photo_repeats_its_edges():
+  arr = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+  out = np.asarray(faces.crop(Image.fromarray(arr), faces.Box(-2, -1, 4, 5)))
+  assert out.shape == (6, 6, 3)
+  assert (out[0, 0] == arr[0, 0]).all() and (out[1, 2] == arr[0, 0]).all() and (out[5, 5] == arr[3, 3]).all()
+  pasted = faces.paste([np.ones((6, 6), np.uint8)], [faces.Box(-2, -1, 4, 5)], (6, 4))
+  assert pasted.shape == (4, 6) and pasted[:, :4].all() and not pasted[:, 4:].any()
+
+
+def test_predict_finds_faces_and_scores_against_references(trained_workdir, tmp_path, astronaut):
+  photos, masks = tmp_path / 'photos', tmp_path / 'masks'
+  photos.mkdir()
+  masks.mkdir()
+  astronaut.save(photos / 'astronaut.jpg')
+  Image.new('RGB', (64, 48), (90, 120, 150)).save(photos / 'wall.png')  # no face in it
+  Image.new('RGB', (40, 40), (10, 10, 10)).save(photos / 'unlabelled.png')
+  truth = np.zeros((256, 256), np.uint8)
+  truth[50:70, 90:130] = 255  # at half the photo's size: scored at this size
+  Image.fromarray(truth).save(masks / 'astronaut.png')
+  Image.fromarray(np.zeros((48, 64), np.uint8)).save(masks / 'wall.png')
+  done = _run(f'--workdir={trained_workdir}', f'--input={photos}', f'--masks={masks}',
+              f'--output={tmp_path / "out"}')
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert 'no face found in' in done.stderr and 'wall.png' in done.stderr
+  assert 'astronaut.jpg' not in done.stderr.split('no face found in')[1].split('\n')[0]
+  assert 'Found 1 face(s)' in done.stdout
+  scores = json.load(open(tmp_path / 'out' / scoring.SCORES_JSON))
+  assert scores['unscored'] == ['unlabelled'] and scores['photos_scored'] == 2
+  # The summary equals the scores of the written masks, taken at the references' size.
+  expected = scoring.Scorer(('eyeglasses',))
+  for stem in ('astronaut', 'wall'):
+    pred = (np.asarray(Image.open(tmp_path / 'out' / f'{stem}_mask.png')) > 127).astype(np.uint8)
+    ref = (np.asarray(Image.open(masks / f'{stem}.png')) > 127).astype(np.uint8)
+    expected.add(stem, pred, ref)
+  want = expected.summary()
+  for key in ('dice', 'precision', 'recall', 'false_alarm_rate', 'false_alarms'):
+    assert scores[key] == want[key], key
+  assert '| astronaut |' in (tmp_path / 'out' / scoring.SCORES_MD).read_text()
+  # --faces=none predicts the whole photo and looks for no face.
+  whole = _run(f'--workdir={trained_workdir}', f'--input={photos / "wall.png"}', '--faces=none',
+               f'--output={tmp_path / "out2"}')
+  assert whole.returncode == 0 and 'no face found' not in whole.stderr
