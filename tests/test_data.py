@@ -115,21 +115,57 @@ def test_folder_unpaired_files_are_listed(tmp_path):
 
 
 def test_synthetic_faces_are_a_pure_function_of_seed():
-  a_img, a_masks = synthetic.render_face(3, 11)
-  b_img, b_masks = synthetic.render_face(3, 11)
-  c_img, _ = synthetic.render_face(4, 11)
-  np.testing.assert_array_equal(np.asarray(a_img), np.asarray(b_img))
+  a_img, a_masks = synthetic.render_face(3, 11, 128)
+  b_img, b_masks = synthetic.render_face(3, 11, 128)
+  c_img, _ = synthetic.render_face(4, 11, 128)
+  np.testing.assert_array_equal(a_img, b_img)
   assert a_masks.keys() == b_masks.keys()
-  assert not np.array_equal(np.asarray(a_img), np.asarray(c_img))
+  assert all(np.array_equal(a_masks[k], b_masks[k]) for k in a_masks)
+  assert not np.array_equal(a_img, c_img)
 
 
-def test_synthetic_share_of_glasses_and_parts():
-  faces = [synthetic.render_face(0, i)[1] for i in range(60)]
+@pytest.fixture(scope='module')
+def rendered_faces():
+  return [synthetic.render_face(0, i, 128) for i in range(60)]
+
+
+def test_synthetic_share_of_glasses_and_parts(rendered_faces):
+  faces = [masks for _, masks in rendered_faces]
   share = np.mean(['eye_g' in m for m in faces])
   assert abs(share - synthetic.GLASSES_FRACTION) < 0.2
   for masks in faces:
-    assert {'skin', 'nose', 'l_eye', 'r_eye', 'u_lip', 'l_lip', 'neck'} <= set(masks)
+    assert {'skin', 'nose', 'u_lip', 'l_lip'} <= set(masks)
+  assert np.mean([{'l_eye', 'r_eye'} <= set(m) for m in faces]) > 0.8  # sunglasses hide them
   assert np.mean(['cloth' in m for m in faces]) >= 0.9  # shoulders may leave a tight crop
+  assert np.mean(['mouth' in m for m in faces]) > 0.4  # smiles show teeth
+
+
+def test_synthetic_left_parts_are_on_the_image_right_as_in_celebamask_hq(rendered_faces):
+  """CelebAMask-HQ's l_eye, l_brow and l_ear are the subject's left: the image's right."""
+  for _, masks in rendered_faces:
+    for left, right in parts_lib.LEFT_RIGHT_PAIRS:
+      if left in masks and right in masks and masks[left].sum() > 3 and masks[right].sum() > 3:
+        assert np.nonzero(masks[left])[1].mean() > np.nonzero(masks[right])[1].mean(), left
+
+
+def test_synthetic_masks_are_what_the_picture_shows(rendered_faces):
+  """Painted in CelebAMask-HQ's order, each part keeps its pixels: a part's mask holds only
+  what is visible of it, so nothing painted later (neck, cloth, hair) covers the lips, and the
+  neck hides behind the face, not over it."""
+  order = parts_lib.CELEBAMASK_HQ_PARTS
+  kept = {p: [0, 0] for p in ('u_lip', 'l_lip', 'neck')}
+  for _, masks in rendered_faces:
+    assert not (masks['skin'] & masks.get('neck', np.zeros_like(masks['skin']))).any()
+    label = np.zeros(masks['skin'].shape, np.int32)
+    for i, name in enumerate(order):
+      if name in masks:
+        label[masks[name]] = i + 1
+    for p in kept:
+      if p in masks:
+        kept[p][0] += int((label == order.index(p) + 1).sum())
+        kept[p][1] += int(masks[p].sum())
+  for p, (painted, drawn) in kept.items():
+    assert painted >= 0.97 * drawn, p
 
 
 def test_synthetic_dataset_splits(synthetic_builder):
@@ -202,10 +238,12 @@ def test_batch_size_not_divisible_by_devices_is_a_clear_error(synthetic_builder)
 
 
 def _augment_cfg(**kw):
-  cfg = dict(hflip=False, scale_range=(1.0, 1.0), rotation_degrees=0.0, brightness=0.0,
-             contrast=0.0, saturation=0.0)
-  cfg.update(kw)
-  return ml_collections.ConfigDict(cfg)
+  """config.augment with every augmentation off, then `kw`."""
+  from configs import base
+  cfg = base.get_config().augment
+  cfg.update(dict(hflip=False, scale_range=(1.0, 1.0), rotation_degrees=0.0, brightness=0.0,
+                  contrast=0.0, saturation=0.0), **kw)
+  return cfg
 
 
 def test_flip_swaps_left_and_right_parts():

@@ -29,7 +29,7 @@ def make_builder(dataset_cfg) -> Builder:
     suffix = '_'.join(str(sizes[s]) for s in ('train', 'validation', 'test'))
     builder_config = FaceSegmentationConfig(
         name=f'{name}_seed{seed}_{suffix}', source='synthetic', image_size=builder_config.image_size,
-        synthetic_seed=seed, synthetic_sizes=sizes,
+        synthetic_seed=seed, synthetic_sizes=sizes, version=builder_config.version,
         description=f'Procedurally drawn faces, seed {seed}, {sizes}, {builder_config.image_size}px.')
   return Builder(config=builder_config, data_dir=os.path.expanduser(dataset_cfg.data_dir))
 

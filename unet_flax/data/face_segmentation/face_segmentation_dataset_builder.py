@@ -72,15 +72,23 @@ class FaceSegmentationConfig(tfds.core.BuilderConfig):
     return parts_lib.dataset_parts(self.name)
 
 
+# The synthetic configs have their own version: a new renderer is a new dataset, while the
+# CelebAMask-HQ and folder builds stay valid.
+SYNTHETIC_VERSION = tfds.core.Version('2.0.0')
+
+
 def _config(name, source, size, description):
-  return FaceSegmentationConfig(name=name, source=source, image_size=size, description=description)
+  return FaceSegmentationConfig(name=name, source=source, image_size=size, description=description,
+                                version=SYNTHETIC_VERSION if source == 'synthetic' else None)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
   """Face-part segmentation: image, overlapping part masks, id."""
 
   VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release: synthetic, CelebAMask-HQ and folder sources.'}
+  RELEASE_NOTES = {'1.0.0': 'First release: synthetic, CelebAMask-HQ and folder sources.',
+                   '2.0.0': 'synthetic only: faces rendered as photographs (unet_flax.data.render), '
+                            'left/right parts on the subject\'s side as in CelebAMask-HQ.'}
   BUILDER_CONFIGS = [
       _config('synthetic', 'synthetic', 256, 'Procedurally drawn faces, 2000/250/250, 256x256.'),
       _config('synthetic_512', 'synthetic', 512, 'Procedurally drawn faces at 512x512.'),
@@ -119,12 +127,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
     if cfg.source == 'synthetic':
+      # The drawn tree is named by everything that shapes it, so no other renderer's, seed's or
+      # size's tree is ever taken for it.
       root = os.path.join(str(dl_manager.download_dir),
-                          f'synthetic_seed{cfg.synthetic_seed}_' + '_'.join(
-                              str(cfg.synthetic_sizes[s]) for s in celebamask_hq.SPLITS))
+                          f'synthetic_v{self.version}_seed{cfg.synthetic_seed}_' + '_'.join(
+                              str(cfg.synthetic_sizes[s]) for s in celebamask_hq.SPLITS) + f'_{cfg.image_size}px')
       done = os.path.join(root, '.complete')
       if not os.path.exists(done):
-        synthetic.write_tree(root, seed=cfg.synthetic_seed, sizes=cfg.synthetic_sizes)
+        synthetic.write_tree(root, seed=cfg.synthetic_seed, sizes=cfg.synthetic_sizes, size=cfg.image_size)
         open(done, 'w').close()
     else:
       root = str(dl_manager.manual_dir)
