@@ -64,6 +64,16 @@ def get_config():
   c.augment.brightness = 0.1
   c.augment.contrast = 0.2
   c.augment.saturation = 0.2
+  # Appearance randomisation for generalising beyond the training domain (unet_flax.appearance):
+  # the probability of each per example, 0 = off.
+  c.augment.colour_style = 0.0
+  c.augment.randconv = 0.0
+  c.augment.randconv_kernels = (1, 3, 5, 7)
+  c.augment.amplitude_mix = 0.0
+  c.augment.amplitude_mix_strength = 0.5  # the largest share of the partner's amplitude
+  c.augment.blur_noise = 0.0
+  c.augment.jpeg = 0.0
+  c.augment.cutout = 0.0
 
   c.batch_size = 16  # global, over all devices and hosts
   c.eval_batch_size = 16

@@ -5,7 +5,9 @@ map drawn once per example and applied to both image (bilinear) and label
 (nearest neighbour), so they never disagree. A horizontal flip also relabels
 left/right parts through `mirror_label_map`. Each example's randomness comes from
 the step's key folded with the example's global index in the batch, so a resumed
-run draws the same numbers and so does a run on any number of devices or hosts.
+run draws the same numbers and so does a run on any number of devices or hosts. Then the
+appearance randomisations of `appearance` (RandConv, colour style, amplitude mixing, blur,
+noise, JPEG, cut-out), each off unless its config option is set.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax.scipy import ndimage
+
+from unet_flax import appearance
 
 
 def resize(images: jax.Array, labels: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
@@ -81,4 +85,6 @@ def augment(key: jax.Array, images: jax.Array, labels: jax.Array, cfg,
   Under `axis_name` the batch is this device's slice of the global batch (`example_keys`)."""
   keys = example_keys(key, images.shape[0], axis_name)
   warp = jax.vmap(lambda k, i, l: _warp_one(k, i, l, cfg, mirror_label_map))
-  return warp(keys, images, labels)
+  images, labels = warp(keys, images, labels)
+  appearance_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+  return appearance.apply(appearance_keys, images, labels, cfg, axis_name)

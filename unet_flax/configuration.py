@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from unet_flax import losses, metrics as metrics_lib, model as model_lib, steps
+from unet_flax import appearance, losses, metrics as metrics_lib, model as model_lib, steps
 from unet_flax.runtime import batch_divisibility_problem
 from unet_flax.data import parts as parts_lib
 from unet_flax.errors import ConfigError
@@ -42,6 +42,11 @@ def _number_problems(config) -> list[str]:
       ('augment.saturation', c.augment.saturation, lambda v: 0 <= v <= 1, 'in [0, 1]'),
       ('augment.scale_range', tuple(c.augment.scale_range),
        lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 4, 'a pair (low, high) with 0 < low <= high <= 4'),
+      *[(f'augment.{o}', c.augment[o], lambda v: 0 <= v <= 1, 'a probability in [0, 1]')
+        for o in appearance.OPTIONS],
+      ('augment.amplitude_mix_strength', c.augment.amplitude_mix_strength, lambda v: 0 <= v <= 1, 'in [0, 1]'),
+      ('augment.randconv_kernels', tuple(c.augment.randconv_kernels),
+       lambda v: len(v) > 0 and all(isinstance(k, int) and k > 0 and k % 2 for k in v), 'odd sizes, e.g. (1, 3, 5)'),
       ('num_epochs', c.num_epochs, lambda v: isinstance(v, int) and v >= 0, 'an integer >= 0'),
       ('num_train_steps', c.num_train_steps, lambda v: isinstance(v, int) and v >= 0,
        'an integer >= 0 (0 = use num_epochs)'),
