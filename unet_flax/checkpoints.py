@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import sys
 
 import jax
 import orbax.checkpoint as ocp
@@ -40,6 +41,29 @@ class _SavesBetweenEvaluations(logging.Filter):
 
 
 logging.getLogger('absl').addFilter(_SavesBetweenEvaluations())
+
+
+class _ReportedDamage(logging.Filter):
+  """When one read of a damaged checkpoint fails, Orbax gives up on the others, which still run
+  in TensorStore: asyncio then logs each one's error, and those that end after their event loop
+  closed raise in a callback thread. Both repeat damage `Manager.restore` has reported: dropped."""
+
+  step_dirs: set[str] = set()
+
+  def filter(self, record):
+    message = record.getMessage()
+    return 'never retrieved' not in message or not any(d in message for d in self.step_dirs)
+
+  @staticmethod
+  def unraisable(hook):
+    def quiet(report):
+      if not (_ReportedDamage.step_dirs and isinstance(report.exc_value, RuntimeError)
+              and str(report.exc_value) == 'Event loop is closed'):
+        hook(report)
+    return quiet
+
+
+logging.getLogger('asyncio').addFilter(_ReportedDamage())
 
 
 def _savable(tree):
@@ -245,6 +269,9 @@ class Manager:
       why = damage(os.path.join(self.directory, str(step)), e)
       if why is None:
         raise
+      if not _ReportedDamage.step_dirs:
+        sys.unraisablehook = _ReportedDamage.unraisable(sys.unraisablehook)
+      _ReportedDamage.step_dirs.add(os.path.join(self.directory, str(step)) + '/')
       failed[step] = self.damaged[step] = why
       return None
     progress = dict(restored['progress']) if has_progress else {}
