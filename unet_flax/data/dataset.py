@@ -110,18 +110,21 @@ def _build(builder, manual_dir: str | None) -> bool:
   for name in sorted(os.listdir(config_dir)) if os.path.isdir(config_dir) else []:
     # TFDS's unfinished folder of a build that died: nobody else builds while we hold the lock.
     if name.startswith('incomplete.') and name.endswith(f'_{builder.info.version}'):
-      logging.warning('Removing %s, left by a build that did not finish.', os.path.join(config_dir, name))
-      shutil.rmtree(os.path.join(config_dir, name))
+      path = os.path.join(config_dir, name)
+      logging.warning('Removing %s, left by a build that did not finish.', path)
+      shutil.rmtree(path)
   print(f'Preparing face_segmentation/{builder.builder_config.name} in {builder.data_dir_root}',
         flush=True)
   try:
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   except OSError as e:  # TFDS could not rename its build into place: another one is there
     if not (isinstance(e, FileExistsError) or e.errno in (errno.EEXIST, errno.ENOTEMPTY)) \
         or not is_prepared(builder):
       raise
-    logging.warning('%s was finished by another process while this one built it too (the lock %s '
-                    'did not hold on this filesystem); using that build.', builder.data_dir, LOCK_FILE)
+    logging.warning('%s was finished by another process while this one built it too (the lock '
+                    '%s did not hold on this filesystem); using that build.', builder.data_dir,
+                    LOCK_FILE)
     return False
   return True
 

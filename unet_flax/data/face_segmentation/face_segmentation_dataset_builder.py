@@ -125,7 +125,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       # into place whole: no finished build is ever seen without its record.
       manual_dir = os.path.abspath(str(dl_manager.manual_dir))
       with open(os.path.join(self.data_dir, SOURCE_FILE), 'w') as f:
-        json.dump({'manual_dir': manual_dir, 'fingerprint': checks.fingerprint(manual_dir)}, f, indent=2)
+        json.dump({'manual_dir': manual_dir, 'fingerprint': checks.fingerprint(manual_dir)}, f,
+                  indent=2)
 
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
