@@ -146,6 +146,29 @@ def test_a_killed_preparer_leaves_no_lock_and_no_half_build_in_the_way(tmp_path,
   assert_whole(data_dir, tmp_path / 'dl')
 
 
+def test_where_the_lock_does_not_hold_the_build_that_finishes_second_uses_the_first(
+    tmp_path, monkeypatch, caplog):
+  """As on a filesystem where the lock is not seen by another host: that host's build finishes
+  while ours runs. TFDS cannot rename ours into place; the one in place is used."""
+  import tensorflow_datasets as tfds
+  from unet_flax.data.face_segmentation import Builder
+  write_folder_tree(tmp_path / 'dl')
+  cfg = dataset_config('folder', tmp_path / 'tfds', tmp_path / 'dl')
+  real = Builder._download_and_prepare
+
+  def racing(self, dl_manager, download_config):
+    monkeypatch.setattr(Builder, '_download_and_prepare', real)
+    other_host = dataset_lib.make_builder(cfg)
+    other_host.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(tmp_path / 'dl')))
+    real(self, dl_manager, download_config)
+
+  monkeypatch.setattr(Builder, '_download_and_prepare', racing)
+  dataset_lib.prepare(cfg)
+  assert 'was finished by another process while this one built it too' in caplog.text
+  assert_whole(tmp_path / 'tfds', tmp_path / 'dl')
+
+
 # --- a sweep as a job array ---------------------------------------------------------------------
 
 def _sweep(*args):
