@@ -55,7 +55,7 @@ def write_folder_tree(root, n=3):
     for sub in ('images', 'masks'):
       os.makedirs(root / split / sub)
     for i in range(n):
-      image = np.full((32, 32, 3), 40 * i, np.uint8)
+      image = np.full((32, 32, 3), 40 * i % 256, np.uint8)
       Image.fromarray(image).save(root / split / 'images' / f'{i}.jpg')
       mask = np.zeros((32, 32), np.uint8)
       mask[4:12, 4:20] = 255

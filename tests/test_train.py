@@ -450,6 +450,8 @@ def test_resume_past_a_damaged_latest_checkpoint_equals_the_uninterrupted_run(
   assert rows(six_steps) == rows(workdir)
 
 
+# Orbax leaves TensorStore reads of the damaged checkpoint unfinished when the first one fails.
+@pytest.mark.filterwarnings('ignore:coroutine .* was never awaited:RuntimeWarning')
 def test_eval_and_prediction_fall_back_from_a_damaged_best_checkpoint(
     six_steps, tmp_path, synthetic_data_dir, caplog):
   import shutil

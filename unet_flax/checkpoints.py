@@ -45,19 +45,21 @@ logging.getLogger('absl').addFilter(_SavesBetweenEvaluations())
 
 class _ReportedDamage(logging.Filter):
   """When one read of a damaged checkpoint fails, Orbax gives up on the others, which still run
-  in TensorStore: asyncio then logs each one's error, and those that end after their event loop
-  closed raise in a callback thread. Both repeat damage `Manager.restore` has reported: dropped."""
+  in TensorStore: asyncio logs each one's error (while Orbax is still failing), and those that
+  end after their event loop closed raise in a callback thread. Orbax raises the first error
+  all the same, which `Manager.restore` reports (or raises, if it is not damage): dropped."""
 
-  step_dirs: set[str] = set()
+  directories: set[str] = set()  # the checkpoint folders managers have opened
+  damage_seen = False
 
   def filter(self, record):
     message = record.getMessage()
-    return 'never retrieved' not in message or not any(d in message for d in self.step_dirs)
+    return 'never retrieved' not in message or not any(d in message for d in self.directories)
 
   @staticmethod
   def unraisable(hook):
     def quiet(report):
-      if not (_ReportedDamage.step_dirs and isinstance(report.exc_value, RuntimeError)
+      if not (_ReportedDamage.damage_seen and isinstance(report.exc_value, RuntimeError)
               and str(report.exc_value) == 'Event loop is closed'):
         hook(report)
     return quiet
@@ -166,6 +168,7 @@ class Manager:
     self.read_only = read_only
     # step -> what is wrong: unreadable metrics now, and more as restores find them.
     self.damaged = _unreadable_metrics(self.directory)
+    _ReportedDamage.directories.add(self.directory + os.sep)
     self.best_metric = config.best_metric or metrics_lib.default_best_metric(
         parts_lib.num_classes(config.target))
     lower_is_better = self.best_metric in metrics_lib.LOWER_IS_BETTER
@@ -269,9 +272,9 @@ class Manager:
       why = damage(os.path.join(self.directory, str(step)), e)
       if why is None:
         raise
-      if not _ReportedDamage.step_dirs:
+      if not _ReportedDamage.damage_seen:
         sys.unraisablehook = _ReportedDamage.unraisable(sys.unraisablehook)
-      _ReportedDamage.step_dirs.add(os.path.join(self.directory, str(step)) + '/')
+        _ReportedDamage.damage_seen = True
       failed[step] = self.damaged[step] = why
       return None
     progress = dict(restored['progress']) if has_progress else {}
