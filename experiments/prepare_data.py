@@ -4,7 +4,8 @@
     python -m experiments.prepare_data --config=configs/base.py \
         --config.dataset.config=celebamask_hq --config.dataset.manual_dir=/data/CelebAMask-HQ
 
-Training does this itself; run it first when several hosts share one data_dir.
+Training does this itself. Any number of these (or of trainings) may prepare one data_dir at
+once: one builds, the others say whom they wait for and reuse its build.
 """
 
 from absl import flags, logging

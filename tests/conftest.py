@@ -49,6 +49,30 @@ def write_celebamask_tree(root, rows=CELEBA_ROWS, image_size=64, mask_size=32):
       img.save(os.path.join(folder, f'{idx:05d}_{name}.png'))
 
 
+def write_folder_tree(root, n=3):
+  """A tiny folder-layout dataset: n 32x32 images with masks in each of train/, val/ and test/."""
+  for split in ('train', 'val', 'test'):
+    for sub in ('images', 'masks'):
+      os.makedirs(root / split / sub)
+    for i in range(n):
+      image = np.full((32, 32, 3), 40 * i % 256, np.uint8)
+      Image.fromarray(image).save(root / split / 'images' / f'{i}.jpg')
+      mask = np.zeros((32, 32), np.uint8)
+      mask[4:12, 4:20] = 255
+      Image.fromarray(mask).save(root / split / 'masks' / f'{i}.png')
+
+
+def garble(step_dir, only=''):
+  """Overwrites a checkpoint's files (those whose path contains `only`) with random bytes of the
+  same size, as a failing disk or a half-finished copy leaves them."""
+  for folder, _, files in os.walk(step_dir):
+    for name in files:
+      path = os.path.join(folder, name)
+      if only in os.path.relpath(path, step_dir):
+        with open(path, 'wb') as f:
+          f.write(os.urandom(max(16, os.path.getsize(path))))
+
+
 def dataset_config(config, data_dir, manual_dir=None, **kw):
   return ml_collections.ConfigDict(dict(config=config, data_dir=str(data_dir),
                                         manual_dir=manual_dir and str(manual_dir), **kw))

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import dataset_config, pmap_steps_with_hook, test_config_with as _cfg
+from tests.conftest import dataset_config, garble, pmap_steps_with_hook, test_config_with as _cfg
+from tests.conftest import write_folder_tree
 from unet_flax import configuration, errors, train, workdir as workdir_lib
 from unet_flax.data import celebamask_hq, dataset as dataset_lib
 from unet_flax.predict import load_image
@@ -167,6 +168,33 @@ def test_eval_prints_metrics_even_when_it_cannot_write_them(trained_workdir, syn
   assert printed['dataset']['config'] == 'synthetic_seed7_24_6_5'
 
 
+# --- faults: a damaged checkpoint -------------------------------------------------------------
+
+DAMAGED_ONLY_CHECKPOINT = {
+    'eval': ('experiments.main', ['--config=configs/test.py', '--config.dataset.data_dir={data}',
+                                  '--config.num_train_steps=3', '--workdir={run}', '--mode=eval',
+                                  '--checkpoint=latest']),
+    'predict': ('experiments.predict', ['--workdir={run}', '--from_test_split=1',
+                                        '--output={run}/out']),
+}
+
+
+@pytest.mark.parametrize('command', sorted(DAMAGED_ONLY_CHECKPOINT))
+def test_a_damaged_only_checkpoint_is_one_line(command, trained_workdir, synthetic_data_dir,
+                                               tmp_path):
+  """Every file of the one checkpoint overwritten (a failing disk, a half-finished copy): one line
+  naming the step and the file, and the files are left as they are."""
+  import shutil
+  run = tmp_path / 'run'
+  shutil.copytree(trained_workdir, run)
+  garble(run / 'checkpoints' / '3')
+  before = {p: p.read_bytes() for p in (run / 'checkpoints').rglob('*') if p.is_file()}
+  module, args = DAMAGED_ONLY_CHECKPOINT[command]
+  done = _run(module, *[a.format(data=synthetic_data_dir, run=run) for a in args])
+  _assert_user_error(done, 'no checkpoint in', 'step 3: metrics/metrics')
+  assert {p: p.read_bytes() for p in (run / 'checkpoints').rglob('*') if p.is_file()} == before
+
+
 # --- faults: signals ---------------------------------------------------------------------------
 
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, synthetic_data_dir, synthetic_builder):
@@ -242,20 +270,9 @@ def test_killed_prepare_data_takes_its_drawing_workers_with_it(tmp_path):
 
 # --- data: every bad input named before anything is written ------------------------------------
 
-def _folder_tree(root, n=3):
-  for split in ('train', 'val', 'test'):
-    for sub in ('images', 'masks'):
-      os.makedirs(root / split / sub)
-    for i in range(n):
-      Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(root / split / 'images' / f'{i}.jpg')
-      mask = np.zeros((32, 32), np.uint8)
-      mask[4:12, 4:20] = 255
-      Image.fromarray(mask).save(root / split / 'masks' / f'{i}.png')
-
-
 def test_folder_build_names_every_bad_file_and_writes_nothing(tmp_path):
   root = tmp_path / 'dl'
-  _folder_tree(root)
+  write_folder_tree(root)
   images, masks = root / 'train' / 'images', root / 'train' / 'masks'
   good = (images / '0.jpg').read_bytes()
   (images / '0.jpg').write_bytes(good[:len(good) // 2])  # truncated
@@ -284,7 +301,7 @@ def test_folder_build_names_every_bad_file_and_writes_nothing(tmp_path):
 
 def test_two_images_with_one_stem_are_an_error(tmp_path):
   root = tmp_path / 'dl'
-  _folder_tree(root)
+  write_folder_tree(root)
   Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / 'train' / 'images' / '1.png')
   with pytest.raises(celebamask_hq.DatasetLayoutError, match='1.jpg and 1.png'):
     dataset_lib.prepare(dataset_config('folder', tmp_path / 'tfds', root))
@@ -292,7 +309,7 @@ def test_two_images_with_one_stem_are_an_error(tmp_path):
 
 def test_all_white_and_empty_masks_are_counted_in_one_warning(tmp_path, caplog):
   root = tmp_path / 'dl'
-  _folder_tree(root)
+  write_folder_tree(root)
   Image.fromarray(np.full((32, 32), 255, np.uint8)).save(root / 'train' / 'masks' / '0.png')
   Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / 'val' / 'masks' / '0.png')
   dataset_lib.prepare(dataset_config('folder', tmp_path / 'tfds', root))
@@ -301,8 +318,8 @@ def test_all_white_and_empty_masks_are_counted_in_one_warning(tmp_path, caplog):
 
 
 def test_other_inputs_into_a_built_data_dir_are_refused(tmp_path):
-  _folder_tree(tmp_path / 'a')
-  _folder_tree(tmp_path / 'b', n=4)
+  write_folder_tree(tmp_path / 'a')
+  write_folder_tree(tmp_path / 'b', n=4)
   builder = dataset_lib.prepare(dataset_config('folder', tmp_path / 'tfds', tmp_path / 'a'))
   info = (builder.data_path / 'dataset_info.json').read_bytes()
   dataset_lib.prepare(dataset_config('folder', tmp_path / 'tfds', tmp_path / 'a'))  # same: reused

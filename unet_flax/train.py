@@ -162,7 +162,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   with workdir_lib.TrainingLock(workdir), checkpoints.Manager(workdir, config) as manager, \
       StopSignals() as signals:
     changes = workdir_lib.check_same_experiment(workdir, config, exp.dataset,
-                                                manager.latest_step() is not None)
+                                                manager.has_checkpoints())
     workdir_lib.record_start(workdir, config, exp.dataset, changes, exp.builder)
     with workdir_lib.MetricWriter(workdir) as writer:
       return _train(exp, workdir, manager, signals, writer)
@@ -175,7 +175,7 @@ def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals:
   train_iter = pipeline.train_iterator(exp.train_split, exp.target, global_batch_size=config.batch_size,
                                        seed=config.seed)
   state, progress = exp.initial_state(), {}
-  if manager.latest_step() is not None:
+  if manager.has_checkpoints():  # damaged ones too: falls back, or says that none restores
     state, iter_state, progress = manager.restore(state, 'latest', with_progress=True)
     train_iter.set_state(iter_state)
     logging.info('Resumed from step %d in %s.', int(state.step), workdir)

@@ -13,12 +13,10 @@ Only process 0 writes.
 from __future__ import annotations
 
 import datetime
-import errno
 import json
 import logging
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ from importlib import metadata
 
 import jax
 
+from unet_flax import locks
 from unet_flax.errors import UserError
 
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'clu', 'grain', 'tensorflow-datasets', 'tensorboardX',
@@ -173,7 +172,8 @@ def _write_json(path: str, value) -> None:
 
 
 class TrainingLock:
-  """<workdir>/train.lock holding host, PID and start time, for the duration of a training.
+  """<workdir>/train.lock holding host, PID and start time, for the duration of a training
+  (a `locks.FileLock`: what it relies on and where it does not hold is said there).
 
   A lock left by a process that no longer runs on this host is stale and taken over; a lock
   from another host cannot be checked, so the message says how to remove it.
@@ -181,60 +181,21 @@ class TrainingLock:
 
   def __init__(self, workdir: str):
     self.path = os.path.join(workdir, 'train.lock')
-    self._held = False
+    self._lock = locks.FileLock(self.path)
 
   def __enter__(self):
     if jax.process_index() != 0:
       return self
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
-    me = {'host': socket.gethostname(), 'pid': os.getpid(),
-          'started': datetime.datetime.now(datetime.timezone.utc).isoformat()}
-    for _ in range(2):
-      try:
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-      except FileExistsError:
-        holder = self._holder()
-        if holder is not None and not self._stale(holder):
-          raise WorkdirBusyError(
-              f'{os.path.dirname(self.path)} is in use by a training (PID {holder.get("pid")} on '
-              f'{holder.get("host")}, since {holder.get("started")}; lock {self.path}). Wait for it '
-              f'to finish or stop it; if that process is gone, delete the lock file.') from None
-        logging.warning('Removing a stale lock %s (%s).', self.path, holder)
-        os.remove(self.path)
-        continue
-      with os.fdopen(fd, 'w') as f:
-        json.dump(me, f)
-      self._held = True
-      return self
-    raise WorkdirBusyError(f'could not take the lock {self.path}; another training keeps taking it.')
-
-  def _holder(self) -> dict | None:
-    try:
-      with open(self.path) as f:
-        return json.load(f)
-    except (OSError, json.JSONDecodeError):
-      return None  # unreadable or half-written: treated as stale
-
-  @staticmethod
-  def _stale(holder: dict) -> bool:
-    if holder.get('host') != socket.gethostname():
-      return False
-    try:
-      os.kill(int(holder['pid']), 0)
-    except ProcessLookupError:
-      return True
-    except (PermissionError, KeyError, ValueError, TypeError):
-      return False
-    return False
+    holder = self._lock.acquire()
+    if holder is not None:
+      raise WorkdirBusyError(
+          f'{os.path.dirname(self.path)} is in use by a training ({locks.describe(holder)}; lock '
+          f'{self.path}). Wait for it to finish or stop it; if that process is gone, delete the '
+          f'lock file.')
+    return self
 
   def __exit__(self, *exc):
-    if self._held:
-      try:
-        os.remove(self.path)
-      except OSError as e:
-        if e.errno != errno.ENOENT:
-          raise
-      self._held = False
+    self._lock.release()
 
 
 def read_metrics(workdir: str) -> list[dict]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shutil
 
 import tensorflow_datasets as tfds
 
+from unet_flax import locks
 from unet_flax.data import checks
-from unet_flax.data.face_segmentation import Builder, FaceSegmentationConfig
+from unet_flax.data.face_segmentation import SOURCE_FILE, Builder, FaceSegmentationConfig
 from unet_flax.data.celebamask_hq import DatasetLayoutError
 
 
@@ -36,7 +39,8 @@ def make_builder(dataset_cfg) -> Builder:
 
 def prepare_once(dataset_cfg) -> Builder:
   """`prepare` on process 0 while the other processes wait, then the builder on every process:
-  hosts that share storage never build the same files at once."""
+  hosts that share storage never build the same files at once. Process 0 takes the same lock as
+  any other preparer, so other jobs preparing that data_dir are waited for too."""
   import jax
   if jax.process_count() == 1:
     return prepare(dataset_cfg)
@@ -58,6 +62,13 @@ def prepare(dataset_cfg) -> Builder:
   A build from a manual dir records that dir and a fingerprint of its files; preparing
   the same data_dir from inputs that differ is refused rather than silently reusing
   the old build.
+
+  Any number of processes, on any hosts, may prepare one data_dir at once: builds are
+  serialised by `<data_dir>/face_segmentation/prepare.lock` (a `locks.FileLock`; what it relies
+  on and where it does not hold is said there). A second preparer says once whom it waits for,
+  then reuses the finished build. A build is renamed into place whole by TFDS, so a holder that
+  died leaves only an unfinished folder, which the next holder removes; and where the lock did
+  not hold, the build that loses the rename reuses the one that won.
   """
   data_dir = os.path.expanduser(dataset_cfg.data_dir)
   parent = next((p for p in _ancestors(data_dir) if os.path.lexists(p)), None)
@@ -66,8 +77,8 @@ def prepare(dataset_cfg) -> Builder:
                              f'folder; point data_dir at a folder (it is created if missing).')
   builder = make_builder(dataset_cfg)
   manual_dir = dataset_cfg.get('manual_dir') or None
-  prepared = is_prepared(builder)
-  if builder.builder_config.source != 'synthetic' and not manual_dir and not prepared:
+  needs_download = builder.builder_config.source != 'synthetic'
+  if needs_download and not manual_dir and not is_prepared(builder):
     raise DatasetLayoutError(
         f'face_segmentation/{builder.builder_config.name} is not prepared in {builder.data_dir} and '
         f'needs the downloaded data: set --config.dataset.manual_dir=/path/to/it.')
@@ -75,13 +86,47 @@ def prepare(dataset_cfg) -> Builder:
     manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
     if not os.path.isdir(manual_dir):
       raise DatasetLayoutError(f'config.dataset.manual_dir={manual_dir!r} is not a folder.')
-  if manual_dir and prepared and builder.builder_config.source != 'synthetic':
+  built = False
+  if not is_prepared(builder):
+    lock = locks.FileLock(os.path.join(data_dir, 'face_segmentation', LOCK_FILE), heartbeat=True)
+    lock.acquire(wait=True, on_wait=lambda holder: logging.warning(
+        'face_segmentation/%s in %s is being prepared by another process (%s); waiting for it '
+        '(lock %s).', builder.builder_config.name, data_dir, locks.describe(holder), lock.path))
+    with lock:
+      built = not is_prepared(builder) and _build(builder, manual_dir)
+    if not built:  # another process built it: read its dataset_info afresh
+      builder = make_builder(dataset_cfg)
+  if manual_dir and needs_download and not built:
     _check_same_source(builder, manual_dir)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-  if manual_dir and not prepared and builder.builder_config.source != 'synthetic':
-    with open(os.path.join(builder.data_dir, SOURCE_FILE), 'w') as f:
-      json.dump({'manual_dir': manual_dir, 'fingerprint': checks.fingerprint(manual_dir)}, f, indent=2)
   return builder
+
+
+LOCK_FILE = 'prepare.lock'  # in <data_dir>/face_segmentation/: held while a build runs
+
+
+def _build(builder, manual_dir: str | None) -> bool:
+  """Builds while holding the lock; False if another build finished first after all."""
+  config_dir = os.path.dirname(builder.data_dir)
+  for name in sorted(os.listdir(config_dir)) if os.path.isdir(config_dir) else []:
+    # TFDS's unfinished folder of a build that died: nobody else builds while we hold the lock.
+    if name.startswith('incomplete.') and name.endswith(f'_{builder.info.version}'):
+      path = os.path.join(config_dir, name)
+      logging.warning('Removing %s, left by a build that did not finish.', path)
+      shutil.rmtree(path)
+  print(f'Preparing face_segmentation/{builder.builder_config.name} in {builder.data_dir_root}',
+        flush=True)
+  try:
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  except OSError as e:  # TFDS could not rename its build into place: another one is there
+    if not (isinstance(e, FileExistsError) or e.errno in (errno.EEXIST, errno.ENOTEMPTY)) \
+        or not is_prepared(builder):
+      raise
+    logging.warning('%s was finished by another process while this one built it too (the lock '
+                    '%s did not hold on this filesystem); using that build.', builder.data_dir,
+                    LOCK_FILE)
+    return False
+  return True
 
 
 def _ancestors(path: str):
@@ -106,8 +151,6 @@ def _check_same_source(builder, manual_dir: str) -> None:
         f'To build from them use another --config.dataset.data_dir, or delete {builder.data_dir} '
         f'to rebuild there.')
 
-
-SOURCE_FILE = 'unet_flax_source.json'  # beside dataset_info.json: what the build was made from
 
 
 def read_source(builder) -> dict:

@@ -1,4 +1,5 @@
 """The `face_segmentation` TFDS dataset folder."""
-from unet_flax.data.face_segmentation.face_segmentation_dataset_builder import Builder, FaceSegmentationConfig
+from unet_flax.data.face_segmentation.face_segmentation_dataset_builder import (
+    SOURCE_FILE, Builder, FaceSegmentationConfig)
 
-__all__ = ['Builder', 'FaceSegmentationConfig']
+__all__ = ['SOURCE_FILE', 'Builder', 'FaceSegmentationConfig']

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import sys
 
@@ -57,6 +58,7 @@ class BitPackedMasks(tfds.features.Tensor):
     return parts
 
 
+SOURCE_FILE = 'unet_flax_source.json'  # beside dataset_info.json: what the build was made from
 SYNTHETIC_SIZES = {'train': 2000, 'validation': 250, 'test': 250}
 
 
@@ -123,6 +125,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         metadata=tfds.core.MetadataDict(part_names=list(names)),
         homepage='https://github.com/switchablenorms/CelebAMask-HQ',
     )
+
+  def _download_and_prepare(self, dl_manager, download_config):
+    super()._download_and_prepare(dl_manager=dl_manager, download_config=download_config)
+    if self.builder_config.source != 'synthetic':
+      # Written into TFDS's unfinished folder (self.data_dir while building), which is renamed
+      # into place whole: no finished build is ever seen without its record.
+      manual_dir = os.path.abspath(str(dl_manager.manual_dir))
+      with open(os.path.join(self.data_dir, SOURCE_FILE), 'w') as f:
+        json.dump({'manual_dir': manual_dir, 'fingerprint': checks.fingerprint(manual_dir)}, f,
+                  indent=2)
 
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
