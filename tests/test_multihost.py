@@ -17,12 +17,12 @@ import subprocess
 import sys
 
 import jax
-import numpy as np
 import pytest
 
 from configs import test as test_config
 from unet_flax import checkpoints, runtime, train
 from unet_flax.errors import ConfigError
+from tests.conftest import difference_per_update
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # SGD: Adam's first steps move parameters by about lr * sign(gradient), which turns float
@@ -80,12 +80,17 @@ def _main(data_dir, workdir, steps, processes):
   return [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
 
 
-def _restore(workdir, data_dir):
+def _experiment(data_dir):
   cfg = test_config.get_config()
   cfg.dataset.data_dir = str(data_dir)
   cfg.model.norm, cfg.model.dropout, cfg.optimizer.name = 'batch', 0.1, 'sgd'
-  return checkpoints.Manager(str(workdir), cfg, read_only=True).restore(
-      train.Experiment(cfg).initial_state(), 'latest')[0]
+  return train.Experiment(cfg)
+
+
+def _restore(workdir, data_dir):
+  exp = _experiment(data_dir)
+  return checkpoints.Manager(str(workdir), exp.config, read_only=True).restore(
+      exp.initial_state(), 'latest')[0]
 
 
 def _scores(rows, split):
@@ -120,9 +125,16 @@ def test_two_hosts_equal_one_host(tmp_path, synthetic_data_dir, synthetic_builde
       assert s1 == s2 and loss2 == pytest.approx(loss1, rel=1e-4) and dice2 == pytest.approx(dice1, rel=1e-4, abs=1e-6)
   a, b = (_restore(tmp_path / name, synthetic_data_dir) for name in ('one', 'two'))
   assert int(a.step) == int(b.step) == 4
-  leaves_a, leaves_b = (list(map(np.asarray, jax.tree.leaves(s.params))) for s in (a, b))
-  difference = np.sqrt(sum(np.sum((x - y) ** 2) for x, y in zip(leaves_a, leaves_b)))
-  assert difference / np.sqrt(sum(np.sum(x ** 2) for x in leaves_a)) < 1e-5
+  start = _experiment(synthetic_data_dir).initial_state()
+  # Float32 rounding differs between 1 x 4 and 2 x 2 devices, and the 4 steps amplify it (batch
+  # norm): measured against the update (docs/benchmarks.md, "Multi-host and device-count
+  # bounds"), it moved the parameters by 1e-4 to 4.6e-3 and the batch statistics by up to
+  # 1.6e-4 as XLA's flags or the device count changed the rounding; in float64, by 2e-15. A real
+  # difference (process 1 drawing its own keys, per-device batch norm, one key for every
+  # device) moved them by 0.13 and 0.022 or more. The bounds sit between, by the geometric mean.
+  params_apart = difference_per_update(b.params, a.params, start.params)
+  batch_stats_apart = difference_per_update(b.batch_stats, a.batch_stats, start.batch_stats)
+  assert params_apart < 2e-2 and batch_stats_apart < 2e-3, (params_apart, batch_stats_apart)
 
 
 def test_hosts_wait_for_each_other_as_long_as_the_environment_says(monkeypatch):
