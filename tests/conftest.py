@@ -109,6 +109,7 @@ def difference_per_update(after_a, after_b, before) -> float:
   assert update > 0, 'training did not move these'
   return float(np.sqrt(sum(np.sum((x - y) ** 2) for x, y in zip(a, b))) / update)
 
+
 TINY_SYNTHETIC = {'train': 24, 'validation': 6, 'test': 5}
 
 
