@@ -43,12 +43,11 @@ def _start_processes(config) -> None:
   processes = FLAGS.num_processes or _cluster_processes()
   runtime.configure((config.batch_size, config.eval_batch_size), processes)
   import jax
-  if processes > 1:
-    jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU hosts; GPUs use NCCL
+  if processes > 1:  # timeouts: runtime.distributed_timeout, docs/multihost.md
     if FLAGS.coordinator_address:
-      jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+      runtime.start_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     else:  # SLURM / Open MPI / Kubernetes: JAX reads the coordinator and ranks from the environment
-      jax.distributed.initialize()
+      runtime.start_distributed()
   logging.warning('process %d of %d: %d local devices %s', jax.process_index(), jax.process_count(),
                   jax.local_device_count(), [str(d) for d in jax.local_devices()])
 

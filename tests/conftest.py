@@ -12,6 +12,7 @@ os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
+import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -119,6 +120,19 @@ def pmap_steps_with_hook(hook):
       return p_train(state, batch)
     return step, p_eval
   return pmap_steps
+
+
+def difference_per_update(after_a, after_b, before) -> float:
+  """|a - b| / |b - before|, L2 norms over all leaves: how far apart two runs that should train
+  the same ended, against how far training moved them. Measured against the update rather than
+  the parameters, since the difference grows with the update (rounding in the gradients), and
+  the parameters are mostly their initial values."""
+  a, b, start = ([np.asarray(x, np.float64) for x in jax.tree.leaves(t)]
+                 for t in (after_a, after_b, before))
+  update = np.sqrt(sum(np.sum((y - s) ** 2) for y, s in zip(b, start)))
+  assert update > 0, 'training did not move these'
+  return float(np.sqrt(sum(np.sum((x - y) ** 2) for x, y in zip(a, b))) / update)
+
 
 TINY_SYNTHETIC = {'train': 24, 'validation': 6, 'test': 5}
 

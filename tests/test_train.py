@@ -15,7 +15,7 @@ from PIL import Image
 
 from unet_flax import checkpoints, losses, metrics as metrics_lib, model as model_lib, steps, train
 from unet_flax import workdir as workdir_lib
-from tests.conftest import garble, test_config_with as _test_cfg
+from tests.conftest import difference_per_update, garble, test_config_with as _test_cfg
 from unet_flax.data import parts as parts_lib, pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,15 +156,16 @@ def test_training_does_not_depend_on_the_device_count(synthetic_data_dir, synthe
   one, one_m, one_losses = run(jax.devices()[:1])
   np.testing.assert_allclose(four_losses, one_losses, rtol=1e-5)
   assert four_losses[0] != four_losses[1]  # the steps did train
-  # Parameters and batch statistics moved by the same update, to float rounding (relative to the
-  # size of the update itself).
+  # Parameters and batch statistics moved by the same update, to float rounding. Measured against
+  # the update (docs/benchmarks.md, "Multi-host and device-count bounds"), float32 rounding gave
+  # 2e-6 here, but 3e-4 to 2.6e-2 for the parameters and up to 1.4e-4 for the batch statistics
+  # when XLA's flags, the host's device count or the batches changed the rounding; in float64,
+  # 7e-15. A real difference (one key for every device, per-device batch norm) gave 0.54 and
+  # 0.035 or more. The bounds sit between, by the geometric mean.
   start = exp.initial_state()
-  for tree_four, tree_one, tree_start in ((four.params, one.params, start.params),
-                                          (four.batch_stats, one.batch_stats, start.batch_stats)):
-    leaves = [list(map(np.asarray, jax.tree.leaves(t))) for t in (tree_four, tree_one, tree_start)]
-    difference = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(leaves[0], leaves[1])))
-    update = np.sqrt(sum(np.sum((b - s) ** 2) for b, s in zip(leaves[1], leaves[2])))
-    assert update > 0 and difference / update < 1e-4, (difference, update)
+  params_apart = difference_per_update(four.params, one.params, start.params)
+  batch_stats_apart = difference_per_update(four.batch_stats, one.batch_stats, start.batch_stats)
+  assert params_apart < 1e-1 and batch_stats_apart < 2e-3, (params_apart, batch_stats_apart)
   assert four_m['loss'] == pytest.approx(one_m['loss'], rel=1e-5)
   assert four_m['dice'] == pytest.approx(one_m['dice'], rel=1e-5)
 

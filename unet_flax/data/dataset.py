@@ -44,9 +44,10 @@ def prepare_once(dataset_cfg) -> Builder:
   import jax
   if jax.process_count() == 1:
     return prepare(dataset_cfg)
-  from jax.experimental import multihost_utils
+  from unet_flax import runtime
   builder = prepare(dataset_cfg) if jax.process_index() == 0 else None
-  multihost_utils.sync_global_devices('face_segmentation prepared')
+  # Not a collective: preparing can take minutes, and this waits the distributed timeout.
+  runtime.barrier('face_segmentation prepared')
   if builder is None:
     builder = make_builder(dataset_cfg)
     if not is_prepared(builder):
