@@ -47,7 +47,7 @@ def render_face(seed: int, index: int, size: int = 512) -> tuple[np.ndarray, dic
 
   c = Canvas(size)
   hair_polys = hair_lib.regions(d['hair shape'], head, hair)
-  texture = hair_lib._strand_texture(d['strands'], c, proj, hair)
+  texture = hair_lib.strand_texture(d['strands'], c, proj, hair)
   scene.clothes(c, proj, d['clothes'], head)
   hair_lib.draw(c, proj, d['hair back'], hair, hair_polys['back'], texture)
   neck = skin_lib.draw_neck(c, proj, d['neck'], head, skin)
@@ -64,7 +64,7 @@ def render_face(seed: int, index: int, size: int = 512) -> tuple[np.ndarray, dic
   if has_earrings:
     scene.earrings(c, proj, d['earrings'], head)
   hair_lib.draw(c, proj, d['hair front'], hair, hair_polys['front'], texture)
-  hair_lib.draw_loose(c, proj, d['loose'], hair, head)
+  hair_lib.draw_loose(c, proj, d['loose'], hair)
   if has_hat:
     scene.hat(c, proj, d['hat'], head)
   if has_occluder:

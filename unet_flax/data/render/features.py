@@ -147,7 +147,7 @@ class Brows:
     base = hair_colour * rng.uniform(0.45, 0.85) if rng.random() < 0.8 else rng.uniform(0.05, 0.25, 3)
     return cls(y=-rng.uniform(0.45, 0.62), inner=rng.uniform(0.28, 0.45), arch_x=rng.uniform(0.95, 1.25),
                arch=rng.uniform(0.05, 0.2), tail_x=rng.uniform(1.5, 1.78), tail_drop=rng.uniform(-0.02, 0.15),
-               thickness=rng.uniform(0.18, 0.32) if heavy else rng.uniform(0.1, 0.22),
+               thickness=rng.uniform(0.22, 0.38) if heavy else rng.uniform(0.13, 0.26),
                density=rng.uniform(0.7, 1.0) if heavy else rng.uniform(0.3, 0.85),
                colour=np.clip(base, 0, 1).astype(np.float32))
 
@@ -210,8 +210,8 @@ class Mouth:
     return cls(y=rng.uniform(2.0, 2.3), half_width=rng.uniform(0.8, 1.05) * (1.1 if kind == 1 else 1.0),
                curve=rng.uniform(-0.03, 0.08) + (0.12 if kind == 1 else 0.0),
                top_gap=0.0 if kind == 0 else rng.uniform(0.04, 0.12),
-               bottom_gap=0.0 if kind == 0 else rng.uniform(0.1, 0.22) if kind == 1 else rng.uniform(0.25, 0.45),
-               upper=rng.uniform(0.1, 0.2) * stretch, lower=rng.uniform(0.15, 0.28) * stretch,
+               bottom_gap=0.0 if kind == 0 else rng.uniform(0.12, 0.3) if kind == 1 else rng.uniform(0.3, 0.5),
+               upper=rng.uniform(0.14, 0.26) * stretch, lower=rng.uniform(0.22, 0.4) * stretch,
                lip_colour=np.clip(colour, 0, 1).astype(np.float32), teeth=kind > 0,
                lower_teeth=kind > 0 and rng.random() < 0.35, gloss=rng.uniform(0.05, 0.5))
 

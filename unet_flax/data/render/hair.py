@@ -54,12 +54,8 @@ class Hair:
                loose=int(rng.integers(1, 7)) if rng.random() < 0.2 else 0,
                curl=rng.uniform(0.3, 0.8) if style == 'curly' else rng.uniform(0, 0.15))
 
-  @property
-  def covers_ears(self) -> bool:
-    return self.side_locks
 
-
-def _strand_texture(rng, c: canvas_lib.Canvas, proj, hair: Hair) -> np.ndarray:
+def strand_texture(rng, c: canvas_lib.Canvas, proj, hair: Hair) -> np.ndarray:
   """[H, W, 3] hair colour with strands flowing down and away from the parting."""
   u = proj.pose.unit
   n = 2200
@@ -135,7 +131,7 @@ def draw(c: canvas_lib.Canvas, proj, rng, hair: Hair, polygons: list[np.ndarray]
   c.paint(ragged, texture, 'hair', record_alpha=canvas_lib.poly_alpha(c.shape, pts))
 
 
-def draw_loose(c: canvas_lib.Canvas, proj, rng, hair: Hair, head) -> None:
+def draw_loose(c: canvas_lib.Canvas, proj, rng, hair: Hair) -> None:
   """Single strands falling across the forehead and the eyes (not labelled)."""
   if not hair.loose or hair.style == 'bald':
     return

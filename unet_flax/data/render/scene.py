@@ -111,8 +111,8 @@ def earrings(c: canvas_lib.Canvas, proj, rng, head) -> None:
       r = rng.uniform(0.15, 0.45)
       lines.append(proj.flat(ellipse(x, y + r, r * 0.6, r, 24), -0.2))
     else:
-      length = rng.uniform(0.4, 1.2)
-      polys.append(proj.flat(np.array([(x - 0.04, y), (x + 0.04, y), (x + 0.12, y + length), (x - 0.12, y + length)]),
+      length = rng.uniform(0.5, 1.8)
+      polys.append(proj.flat(np.array([(x - 0.05, y), (x + 0.05, y), (x + 0.2, y + length), (x - 0.2, y + length)]),
                              -0.2))
   alpha = canvas_lib.poly_alpha(c.shape, polys, 0.4) if polys else np.zeros(c.shape, np.float32)
   if lines:

@@ -28,7 +28,6 @@ class Skin:
   beard: float  # 0 none .. 1 full beard
   blush: float
   oil: float  # how shiny
-  ears_covered: bool
 
   @classmethod
   def sample(cls, rng: np.random.Generator, male: bool) -> 'Skin':
@@ -37,7 +36,7 @@ class Skin:
     if male and rng.random() < 0.45:
       beard = rng.uniform(0.15, 0.5) if rng.random() < 0.75 else rng.uniform(0.6, 1.0)
     return cls(tone=np.clip(tone, 0.05, 1).astype(np.float32), age=float(rng.beta(1.2, 2.5)), beard=beard,
-               blush=rng.uniform(0, 0.35), oil=rng.uniform(0.3, 1.5), ears_covered=False)
+               blush=rng.uniform(0, 0.35), oil=rng.uniform(0.3, 1.5))
 
 
 def _texture(rng, shape, tone):
@@ -49,9 +48,9 @@ def _texture(rng, shape, tone):
 
 def draw_ears(c: canvas_lib.Canvas, proj, rng, head, skin: Skin) -> None:
   u = proj.pose.unit
-  height, width, y = rng.uniform(1.3, 1.75), rng.uniform(0.32, 0.45), rng.uniform(0.25, 0.6)
+  height, width, y = rng.uniform(1.5, 1.9), rng.uniform(0.5, 0.75), rng.uniform(0.25, 0.6)
   for side, name in ((1, 'l_ear'), (-1, 'r_ear')):
-    x = side * (head.width - 0.05)
+    x = side * (head.width - 0.15)
     shape = np.array([(x, y - height * 0.45), (x + side * width * 0.9, y - height * 0.35),
                       (x + side * width, y), (x + side * width * 0.5, y + height * 0.45), (x, y + height * 0.5)])
     outline = spline(shape, 6, closed=True)
@@ -64,7 +63,7 @@ def draw_ears(c: canvas_lib.Canvas, proj, rng, head, skin: Skin) -> None:
 
 def draw_neck(c: canvas_lib.Canvas, proj, rng, head, skin: Skin) -> np.ndarray:
   """Paints the neck and returns its outline (pixels)."""
-  half = head.width * rng.uniform(0.52, 0.68)
+  half = head.width * rng.uniform(0.62, 0.8)
   pts = proj.silhouette(np.array([(-half, 1.6), (half, 1.6), (half * 1.15, 7.0), (-half * 1.15, 7.0)]))
   c.paint(canvas_lib.poly_alpha(c.shape, [pts], 0.8), skin.tone * 0.93, 'neck',
           record_alpha=canvas_lib.poly_alpha(c.shape, [pts]))
