@@ -19,7 +19,7 @@ CONFIGS = sorted(os.path.splitext(os.path.basename(p))[0]
 
 
 def test_all_expected_configs_exist():
-  assert {'base', 'quick', 'test', 'eyes', 'lips_eyes', 'face_parsing'} <= set(CONFIGS)
+  assert {'base', 'quick', 'test', 'eyes', 'lips_eyes', 'face_parsing', 'face_parsing_cpu'} <= set(CONFIGS)
 
 
 @pytest.mark.parametrize('name', CONFIGS)
