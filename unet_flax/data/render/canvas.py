@@ -141,6 +141,7 @@ class Canvas:
     self.alpha = np.zeros(self.shape, np.float32)
     self.records: list[Record] = []
     self.glints = np.zeros(self.shape, np.float32)  # highlights added after the light
+    self.bright = np.zeros(self.shape, np.float32)  # where the light keeps most of its strength (wet eyes)
 
   def paint(self, alpha: np.ndarray, colour, part: str | None = None, opaque: bool = True,
             record_alpha: np.ndarray | None = None, hides: bool = False) -> None:

@@ -41,17 +41,17 @@ class Eyes:
   def sample(cls, rng: np.random.Generator, make_up: float) -> 'Eyes':
     iris_base = [(0.25, 0.14, 0.07), (0.4, 0.25, 0.12), (0.15, 0.1, 0.06), (0.3, 0.42, 0.55),
                  (0.35, 0.45, 0.3), (0.5, 0.4, 0.25)]
-    squint = rng.uniform(0.55, 1.0) if rng.random() < 0.4 else 1.0  # smiles narrow the eyes
+    squint = rng.uniform(0.7, 1.0) if rng.random() < 0.35 else 1.0  # smiles narrow the eyes
     return cls(
         half_width=rng.uniform(0.33, 0.41), upper=rng.uniform(0.12, 0.2) * squint,
         lower=rng.uniform(0.05, 0.09) * squint, tilt=rng.uniform(-0.03, 0.09), iris=rng.uniform(0.15, 0.19),
         gaze=rng.normal(0, [0.05, 0.02]), iris_colour=np.array(iris_base[rng.integers(len(iris_base))])
-        * rng.uniform(0.7, 1.2), sclera=np.array([0.86, 0.83, 0.8]) * rng.uniform(0.85, 1.05),
+        * rng.uniform(0.7, 1.2), sclera=np.array([0.93, 0.9, 0.87]) * rng.uniform(0.9, 1.05),
         lash=rng.uniform(0.035, 0.07) + make_up * rng.uniform(0, 0.06),
         liner=rng.uniform(0.08, 0.25) if make_up > 0.5 and rng.random() < 0.5 else 0.0,
         shadow_colour=np.array([[0.3, 0.22, 0.2], [0.25, 0.2, 0.3], [0.45, 0.3, 0.25], [0.15, 0.12, 0.12],
                                 [0.5, 0.4, 0.45]])[rng.integers(5)],
-        shadow=make_up * rng.uniform(0.2, 0.7), crease=rng.uniform(0.1, 0.22),
+        shadow=make_up * rng.uniform(0.1, 0.5), crease=rng.uniform(0.1, 0.22),
         circles=rng.uniform(0, 0.25) if rng.random() < 0.4 else 0.0)
 
   def outline(self, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +86,8 @@ def draw_eyes(c: canvas_lib.Canvas, proj, rng: np.random.Generator, eyes: Eyes, 
     open_alpha = canvas_lib.poly_alpha(c.shape, [opening])
     middle = canvas_lib.poly_alpha(c.shape, [proj(ellipse(side, 0, eyes.half_width * 0.6, eyes.upper * 0.8),
                                                   EYE_RELIEF)], 0.25 * u)
-    c.paint(open_alpha, np.asarray(eyes.sclera, np.float32) * (0.72 + 0.3 * middle[..., None]), name)
+    c.paint(open_alpha, np.asarray(eyes.sclera, np.float32) * (0.82 + 0.18 * middle[..., None]), name)
+    np.maximum(c.bright, open_alpha, out=c.bright)
     centre = proj([(side + eyes.gaze[0], eyes.gaze[1] - 0.01)], EYE_RELIEF)[0]
     r = eyes.iris * u
     iris = canvas_lib.poly_alpha(c.shape, [ellipse(*centre, r, r, 40)]) * open_alpha
@@ -95,12 +96,12 @@ def draw_eyes(c: canvas_lib.Canvas, proj, rng: np.random.Generator, eyes: Eyes, 
     pupil = canvas_lib.poly_alpha(c.shape, [ellipse(*centre, r * rng.uniform(0.3, 0.5), r * 0.45, 24)]) * open_alpha
     c.paint(pupil, (0.03, 0.025, 0.025))
     top = proj(np.concatenate([upper_fu, (upper_fu + [0, eyes.upper * 0.7])[::-1]]), EYE_RELIEF)
-    c.shade(1 - canvas_lib.poly_alpha(c.shape, [top], 0.04 * u) * open_alpha * rng.uniform(0.25, 0.5))
+    c.shade(1 - canvas_lib.poly_alpha(c.shape, [top], 0.04 * u) * open_alpha * rng.uniform(0.1, 0.3))
     glint = proj([(side + eyes.gaze[0] + rng.uniform(-0.08, 0.08), eyes.gaze[1] - 0.06)], EYE_RELIEF)[0]
-    c.glints += canvas_lib.poly_alpha(c.shape, [ellipse(*glint, 0.035 * u, 0.035 * u, 12)], 0.3) * open_alpha * 0.8
+    c.glints += canvas_lib.poly_alpha(c.shape, [ellipse(*glint, 0.02 * u, 0.02 * u, 12)], 0.3) * open_alpha * 0.8
     # Lash lines, lashes and the eyeliner's wing.
     dark = np.array([0.06, 0.045, 0.04]) * rng.uniform(0.6, 1.6)
-    lash_line = upper[1:]
+    lash_line = proj(upper_fu[1:] - [0, eyes.lash * 0.45], EYE_RELIEF)  # mostly above the opening
     c.paint(canvas_lib.line_alpha(c.shape, [lash_line], eyes.lash * u, 0.4), dark)
     c.paint(canvas_lib.line_alpha(c.shape, [lash_line[len(lash_line) // 2:]], eyes.lash * u * 1.6, 0.4), dark)
     c.paint(canvas_lib.line_alpha(c.shape, [lower[2:]], max(0.6, eyes.lash * u * 0.35), 0.5) *
@@ -144,7 +145,7 @@ class Brows:
 
   @classmethod
   def sample(cls, rng: np.random.Generator, hair_colour: np.ndarray, heavy: bool) -> 'Brows':
-    base = hair_colour * rng.uniform(0.45, 0.85) if rng.random() < 0.8 else rng.uniform(0.05, 0.25, 3)
+    base = hair_colour * rng.uniform(0.45, 0.85) if rng.random() < 0.8 else rng.uniform(0.05, 0.25) * np.array([1.0, 0.85, 0.75])
     return cls(y=-rng.uniform(0.45, 0.62), inner=rng.uniform(0.28, 0.45), arch_x=rng.uniform(0.95, 1.25),
                arch=rng.uniform(0.05, 0.2), tail_x=rng.uniform(1.5, 1.78), tail_drop=rng.uniform(-0.02, 0.15),
                thickness=rng.uniform(0.22, 0.38) if heavy else rng.uniform(0.13, 0.26),
