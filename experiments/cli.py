@@ -3,7 +3,8 @@
 A user's mistake (a bad flag or config override, a missing config file, a
 `UserError` from the library, a path that cannot be written) is printed as one
 line, `error: ...`, with exit code 2. Ctrl-C ends with one line and code 130.
-Anything else is a bug and keeps its full traceback.
+Anything else is a bug and keeps its full traceback. Libraries log warnings and errors only;
+`--verbosity=0` shows their INFO lines too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import errno
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from unet_flax.errors import UserError
 
@@ -58,6 +59,8 @@ def _parse_flags(argv):
 
 def run(main) -> None:
   def guarded(argv):
+    if not flags.FLAGS['verbosity'].present:  # libraries' INFO chatter only on request
+      logging.set_verbosity(logging.WARNING)
     try:
       return main(argv)
     except UserError as e:

@@ -48,8 +48,8 @@ def _start_processes(config) -> None:
       runtime.start_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     else:  # SLURM / Open MPI / Kubernetes: JAX reads the coordinator and ranks from the environment
       runtime.start_distributed()
-  logging.warning('process %d of %d: %d local devices %s', jax.process_index(), jax.process_count(),
-                  jax.local_device_count(), [str(d) for d in jax.local_devices()])
+  print(f'process {jax.process_index()} of {jax.process_count()}: {jax.local_device_count()} local devices '
+        f'{[str(d) for d in jax.local_devices()]}', flush=True)
 
 
 def main(argv):

@@ -73,9 +73,9 @@ def _main(data_dir, workdir, steps, processes):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in range(processes)]
   for i, proc in enumerate(procs):
-    _, err = proc.communicate(timeout=900)  # a hang guard, not a time limit
+    out, err = proc.communicate(timeout=900)  # a hang guard, not a time limit
     assert proc.returncode == 0, err[-3000:]
-    assert f'process {i} of {processes}: {4 // processes} local devices' in err
+    assert f'process {i} of {processes}: {4 // processes} local devices' in out
     assert (f'first step {LATE_SECONDS} s late' in err) == (processes > 1 and i == 1)
   return [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -128,6 +129,8 @@ def test_predict_finds_faces_and_scores_against_references(trained_workdir, tmp_
   assert 'no face found in' in done.stderr and 'wall.png' in done.stderr
   assert 'astronaut.jpg' not in done.stderr.split('no face found in')[1].split('\n')[0]
   assert 'Found 1 face(s)' in done.stdout
+  # Quiet by default: no library INFO lines, no notices about the read-only checkpoint folder.
+  assert not re.search(r'^I\d{4} ', done.stderr, re.M) and 'read only' not in done.stderr
   scores = json.load(open(tmp_path / 'out' / scoring.SCORES_JSON))
   assert scores['unscored'] == ['unlabelled'] and scores['photos_scored'] == 2
   # The summary equals the scores of the written masks, taken at the references' size.

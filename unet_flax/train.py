@@ -10,7 +10,6 @@ one would.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 import time
@@ -178,7 +177,7 @@ def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals:
   if manager.has_checkpoints():  # damaged ones too: falls back, or says that none restores
     state, iter_state, progress = manager.restore(state, 'latest', with_progress=True)
     train_iter.set_state(iter_state)
-    logging.info('Resumed from step %d in %s.', int(state.step), workdir)
+    print(f'Resumed from step {int(state.step)} in {workdir}.', flush=True)
   validation = exp.split('validation')
   step = int(state.step)
   saved_step = step if manager.latest_step() is not None else None
