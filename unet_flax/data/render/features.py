@@ -43,8 +43,8 @@ class Eyes:
                  (0.35, 0.45, 0.3), (0.5, 0.4, 0.25)]
     squint = rng.uniform(0.7, 1.0) if rng.random() < 0.35 else 1.0  # smiles narrow the eyes
     return cls(
-        half_width=rng.uniform(0.33, 0.41), upper=rng.uniform(0.12, 0.2) * squint,
-        lower=rng.uniform(0.05, 0.09) * squint, tilt=rng.uniform(-0.03, 0.09), iris=rng.uniform(0.15, 0.19),
+        half_width=rng.uniform(0.36, 0.44), upper=rng.uniform(0.13, 0.22) * squint,
+        lower=rng.uniform(0.06, 0.1) * squint, tilt=rng.uniform(-0.03, 0.09), iris=rng.uniform(0.15, 0.19),
         gaze=rng.normal(0, [0.05, 0.02]), iris_colour=np.array(iris_base[rng.integers(len(iris_base))])
         * rng.uniform(0.7, 1.2), sclera=np.array([0.93, 0.9, 0.87]) * rng.uniform(0.9, 1.05),
         lash=rng.uniform(0.035, 0.07) + make_up * rng.uniform(0, 0.06),
@@ -104,8 +104,16 @@ def draw_eyes(c: canvas_lib.Canvas, proj, rng: np.random.Generator, eyes: Eyes, 
     lash_line = proj(upper_fu[1:] - [0, eyes.lash * 0.45], EYE_RELIEF)  # mostly above the opening
     c.paint(canvas_lib.line_alpha(c.shape, [lash_line], eyes.lash * u, 0.4), dark)
     c.paint(canvas_lib.line_alpha(c.shape, [lash_line[len(lash_line) // 2:]], eyes.lash * u * 1.6, 0.4), dark)
-    c.paint(canvas_lib.line_alpha(c.shape, [lower[2:]], max(0.6, eyes.lash * u * 0.35), 0.5) *
-            rng.uniform(0.25, 0.6), dark)
+    # The lower lash line: with the upper one it outlines the eye as a frame's rim would, so
+    # glasses-free faces show that outline too (kohl make-up draws it thick and dark).
+    kohl = eyes.liner > 0 and rng.random() < 0.4
+    c.paint(canvas_lib.line_alpha(c.shape, [lower[1:-1]], eyes.lash * u * (1.0 if kohl else rng.uniform(0.4, 0.8)),
+                                  0.5) * (0.9 if kohl else rng.uniform(0.35, 0.85)), dark)
+    low_idx = (np.linspace(0.35, 0.95, rng.integers(4, 12)) * (len(lower_fu) - 1)).astype(int)
+    low_tips = lower_fu[low_idx] + np.stack([side * rng.uniform(0.0, 0.04, len(low_idx)),
+                                             rng.uniform(0.03, 0.07, len(low_idx))], 1)
+    low_lashes = proj(np.stack([lower_fu[low_idx], low_tips], 1).reshape(-1, 2), EYE_RELIEF).reshape(-1, 2, 2)
+    c.paint(canvas_lib.line_alpha(c.shape, list(low_lashes), 0.8, 0.3) * rng.uniform(0.2, 0.6), dark)
     if eyes.liner:
       wing = proj([upper_fu[-1], upper_fu[-1] + [side * eyes.liner, -eyes.liner * 0.5]], EYE_RELIEF)
       c.paint(canvas_lib.line_alpha(c.shape, [wing], eyes.lash * u * 1.3, 0.4), dark)
