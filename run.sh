@@ -3,7 +3,7 @@
 #   ./run.sh                      build the synthetic dataset, train configs/quick.py, evaluate,
 #                                 predict overlays and plots, print where everything is
 #   ./run.sh CONFIG [overrides]   the same for any config, e.g. ./run.sh configs/base.py --config.num_epochs=1
-#   ./run.sh test                 run the test suite
+#   ./run.sh test                 lint (ruff) and run the test suite
 #   ./run.sh export ARGS          export a trained workdir (python -m experiments.export ARGS)
 #   ./run.sh benchmark_inference ARGS   inference speed of JAX, ONNX Runtime and TFLite
 # The virtual environment is $VENV (default .venv), created and kept in sync with requirements;
@@ -23,12 +23,13 @@ fi
 # ensure_venv DIR REQUIREMENTS_FILE: create DIR and keep it in sync with the requirements.
 ensure_venv() {
   local venv="$1" requirements="$2"
-  local stamp="$venv/.requirements-$(cat requirements*.txt | sha256sum | cut -c1-16)-$(basename "$requirements" .txt)"
+  local stamp="$venv/.requirements-$(cat requirements*.txt pyproject.toml | sha256sum | cut -c1-16)-$(basename "$requirements" .txt)"
   if [ ! -f "$stamp" ]; then
     echo "==> Setting up $venv from $requirements (first run: several minutes)"
     [ -x "$venv/bin/python" ] || "$PYTHON_BIN" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     "$venv/bin/python" -m pip install --quiet -r "$requirements"
+    "$venv/bin/python" -m pip install --quiet --no-deps -e .  # unet_flax itself
     rm -f "$venv"/.requirements-* && touch "$stamp"
   fi
 }
@@ -39,6 +40,7 @@ case "${1:-}" in
     shift
     ensure_venv "$VENV" "$REQUIREMENTS"
     ensure_venv "$EXPORT_VENV" requirements-export.txt
+    "$VENV/bin/ruff" check . || { echo "run.sh test: lint errors (ruff check . --fix mends most)" >&2; exit 1; }
     UNET_FLAX_EXPORT_PYTHON="$EXPORT_VENV/bin/python" exec "$VENV/bin/python" -m pytest "$@" ;;
   export|benchmark_inference)  # need TensorFlow, tf2onnx and the runtimes: their own environment
     tool="$1"; shift

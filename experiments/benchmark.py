@@ -44,7 +44,9 @@ FLAGS = flags.FLAGS
 
 def end_to_end(config, ours, n: int) -> dict:
   """Steps fed by the real Grain pipeline: (median step ms, fraction of time waiting for data)."""
-  from unet_flax.data import dataset as dataset_lib, parts as parts_lib, pipeline
+  from unet_flax.data import dataset as dataset_lib
+  from unet_flax.data import parts as parts_lib
+  from unet_flax.data import pipeline
   split = pipeline.open_split(dataset_lib.prepare(config.dataset), 'train')
   target = parts_lib.TargetMaker(config.target, split.part_names, config.get('painting_order') or None)
   batches = pipeline.train_iterator(split, target, global_batch_size=config.batch_size, seed=config.seed)

@@ -82,7 +82,8 @@ def bench_pipeline():
   for _ in range(FLAGS.batches):
     next(it)
   rate = FLAGS.batches * FLAGS.batch_size / (time.perf_counter() - start)
-  print(f'pipeline (host: read, decode, {FLAGS.target} target, batch; {FLAGS.threads} Grain threads): {rate:.0f} images/s '
+  print(f'pipeline (host: read, decode, {FLAGS.target} target, batch; {FLAGS.threads} Grain threads): '
+        f'{rate:.0f} images/s '
         f'(affinity: {len(os.sched_getaffinity(0))} core(s))')
 
 

@@ -46,6 +46,7 @@ def percentile(values, q: float) -> float:
 def network(workdir, config):
   """(inference state, config, label) of the network to time."""
   import jax
+
   from unet_flax import predict, steps
   from unet_flax.data import parts as parts_lib
   if workdir:
@@ -60,6 +61,7 @@ def network(workdir, config):
 def runners(state, size, threads, folder):
   """(runtime, dtype, batch-1 model, batch-N model) for each runtime and dtype asked for."""
   import jax
+
   from unet_flax import export, exported
   jitted = jax.jit(export.inference_function(state, size, 'logits'))
   jax_fn = lambda x: jitted(x).block_until_ready()
@@ -87,6 +89,7 @@ def main(argv):
   import jax
   import numpy as np
   from absl import logging
+
   from unet_flax import export, exported, speed
   logging.set_verbosity(logging.WARNING)
   if bool(FLAGS.workdir) == bool(FLAGS.config):

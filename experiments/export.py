@@ -37,6 +37,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from absl import logging
+
   from unet_flax import export
   logging.set_verbosity(logging.WARNING)  # TF's and tf2onnx's INFO lines would bury the result
   if FLAGS.parity_examples < 1:

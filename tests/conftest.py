@@ -18,8 +18,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from unet_flax.data import celebamask_hq, parts as parts_lib  # noqa: E402
+from unet_flax.data import celebamask_hq  # noqa: E402
 from unet_flax.data import dataset as dataset_lib  # noqa: E402
+from unet_flax.data import parts as parts_lib
 
 # (CelebA-HQ idx, CelebA orig file number): anno folders 0, 1, 2 and both sides of each boundary.
 CELEBA_ROWS = [(0, 162770), (1999, 1), (2000, 162771), (2001, 182637), (4001, 182638), (3, 200000)]

@@ -9,7 +9,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from unet_flax import configuration, losses, metrics as metrics_lib, model as model_lib, steps
+from unet_flax import configuration, losses, steps
+from unet_flax import metrics as metrics_lib
+from unet_flax import model as model_lib
 from unet_flax.data import parts as parts_lib
 from unet_flax.data.face_segmentation import Builder
 

@@ -13,8 +13,9 @@ from PIL import Image
 
 from tests.conftest import CELEBA_ROWS, EXPECTED_SPLITS, dataset_config, write_celebamask_tree
 from unet_flax import augment, errors
-from unet_flax.data import bitplanes, celebamask_hq, parts as parts_lib, pipeline, synthetic
+from unet_flax.data import bitplanes, celebamask_hq, pipeline, synthetic
 from unet_flax.data import dataset as dataset_lib
+from unet_flax.data import parts as parts_lib
 from unet_flax.data.celebamask_hq import DatasetLayoutError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -348,8 +349,8 @@ def test_landmark_tool_writes_a_folder_eyes_dataset_the_builder_reads(tmp_path):
   report = tool.write_dataset(photos, str(tmp_path / 'eyes'),
                               lambda rgb: None if rgb[0, 0, 0] == 60 else _hand_made_landmarks() / [200, 160, 1])
   assert report['no_face'] == [no_face] and sum(report['written'].values()) == 11
-  assert all(tool.split_of(os.path.basename(p), 0, (0.8, 0.1, 0.1)) == tool.split_of(os.path.basename(p), 0, (0.8, 0.1, 0.1))
-             for p in photos)
+  split_of = lambda p: tool.split_of(os.path.basename(p), 0, (0.8, 0.1, 0.1))
+  assert all(split_of(p) == split_of(p) for p in photos)
   for split, count in report['written'].items():  # every split needs a pair for the builder
     if not count:
       name = f'extra_{split}'

@@ -65,8 +65,8 @@ def test_onnx_export_reproduces_jax_and_predicts_the_same_masks(trained_workdir,
   config = json.loads((trained_workdir / 'config.json').read_text())
   assert card['input']['shape'] == [1, 64, 64, 3] and card['input']['layout'] == 'NHWC'
   assert card['input']['range'] == [0.0, 1.0] and card['input']['colour'] == 'RGB'
-  assert card['output'] == {'shape': [1, 64, 64, 1], 'kind': 'logits', 'target': 'eyeglasses', 'classes': ['eyeglasses'],
-                            'decision': 'logit > 0'}
+  assert card['output'] == {'shape': [1, 64, 64, 1], 'kind': 'logits', 'target': 'eyeglasses',
+                            'classes': ['eyeglasses'], 'decision': 'logit > 0'}
   assert card['source']['config'] == config and card['source']['checkpoint_step'] == 3
   assert card['source']['synthetic_data'] is True
   data = (out / 'model.onnx').read_bytes()
@@ -183,7 +183,9 @@ def test_predict_with_an_exported_model_needs_its_card(tmp_path, photos):
 
 def test_face_parsing_card_names_every_channel_and_its_colour(tmp_path):
   import types
+
   import ml_collections
+
   from configs import face_parsing
   from unet_flax import export, pictures
   from unet_flax.data import parts as parts_lib

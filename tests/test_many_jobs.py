@@ -151,6 +151,7 @@ def test_where_the_lock_does_not_hold_the_build_that_finishes_second_uses_the_fi
   """As on a filesystem where the lock is not seen by another host: that host's build finishes
   while ours runs. TFDS cannot rename ours into place; the one in place is used."""
   import tensorflow_datasets as tfds
+
   from unet_flax.data.face_segmentation import Builder
   write_folder_tree(tmp_path / 'dl')
   cfg = dataset_config('folder', tmp_path / 'tfds', tmp_path / 'dl')

@@ -20,9 +20,9 @@ import jax
 import pytest
 
 from configs import test as test_config
+from tests.conftest import difference_per_update
 from unet_flax import checkpoints, runtime, train
 from unet_flax.errors import ConfigError
-from tests.conftest import difference_per_update
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # SGD: Adam's first steps move parameters by about lr * sign(gradient), which turns float

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import dataset_config, garble, pmap_steps_with_hook, test_config_with as _cfg
-from tests.conftest import write_folder_tree
-from unet_flax import configuration, errors, train, workdir as workdir_lib
-from unet_flax.data import celebamask_hq, dataset as dataset_lib
+from tests.conftest import dataset_config, garble, pmap_steps_with_hook, write_folder_tree
+from tests.conftest import test_config_with as _cfg
+from unet_flax import configuration, errors, train
+from unet_flax import workdir as workdir_lib
+from unet_flax.data import celebamask_hq
+from unet_flax.data import dataset as dataset_lib
 from unet_flax.predict import load_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

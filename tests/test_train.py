@@ -13,10 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from unet_flax import checkpoints, losses, metrics as metrics_lib, model as model_lib, steps, train
+from tests.conftest import difference_per_update, garble
+from tests.conftest import test_config_with as _test_cfg
+from unet_flax import checkpoints, losses, steps, train
+from unet_flax import metrics as metrics_lib
+from unet_flax import model as model_lib
 from unet_flax import workdir as workdir_lib
-from tests.conftest import difference_per_update, garble, test_config_with as _test_cfg
-from unet_flax.data import parts as parts_lib, pipeline
+from unet_flax.data import parts as parts_lib
+from unet_flax.data import pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,7 +30,8 @@ def test_default_unet_has_seed_000_parameter_count():
   assert sum(x.size for x in jax.tree.leaves(shapes['params'])) == 31_031_745
 
 
-@pytest.mark.parametrize('norm,upsample,dtype', [('batch', 'resize', jnp.bfloat16), ('group', 'transpose', jnp.float32)])
+@pytest.mark.parametrize('norm,upsample,dtype',
+                         [('batch', 'resize', jnp.bfloat16), ('group', 'transpose', jnp.float32)])
 def test_unet_pads_odd_sizes_and_returns_float32_logits(norm, upsample, dtype):
   model = model_lib.UNet(num_classes=19, base_features=4, norm=norm, upsample=upsample, dtype=dtype)
   x = jnp.ones((2, 218, 178, 3))
@@ -459,6 +464,7 @@ def test_resume_past_a_damaged_latest_checkpoint_equals_the_uninterrupted_run(
 def test_eval_and_prediction_fall_back_from_a_damaged_best_checkpoint(
     six_steps, tmp_path, synthetic_data_dir, caplog):
   import shutil
+
   from unet_flax.predict import Predictor
   workdir = tmp_path / 'run'
   shutil.copytree(six_steps, workdir)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 
-from unet_flax import appearance, losses, metrics as metrics_lib, model as model_lib, steps
-from unet_flax.runtime import batch_divisibility_problem
+from unet_flax import appearance, losses, steps
+from unet_flax import metrics as metrics_lib
+from unet_flax import model as model_lib
 from unet_flax.data import parts as parts_lib
 from unet_flax.errors import ConfigError
+from unet_flax.runtime import batch_divisibility_problem
+
 
 def _number_problems(config) -> list[str]:
   """(field, value, test, what it must be) for every numeric field."""

@@ -16,7 +16,6 @@ from clu import metrics as clu_metrics
 
 from unet_flax import losses
 
-
 BINARY_METRICS = ('dice', 'iou', 'precision', 'recall', 'accuracy', 'bce', 'loss')
 PARSING_METRICS = ('mean_f1', 'mean_iou', 'accuracy', 'cross_entropy', 'loss')
 LOWER_IS_BETTER = ('loss', 'bce', 'cross_entropy')  # the best checkpoint minimises these

@@ -10,11 +10,10 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from unet_flax import workdir as workdir_lib  # noqa: E402
 from unet_flax.data import parts as parts_lib  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
 from unet_flax.pictures import PALETTE, colourize, overlay  # noqa: E402
 
 

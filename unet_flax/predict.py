@@ -111,7 +111,8 @@ class Predictor(MaskPredictor):
 
 def test_examples(config, count: int) -> tuple[np.ndarray, np.ndarray]:
   """The first `count` test examples of config's dataset as (float images, labels), at model size."""
-  from unet_flax.data import dataset as dataset_lib, pipeline
+  from unet_flax.data import dataset as dataset_lib
+  from unet_flax.data import pipeline
   split = pipeline.open_split(dataset_lib.make_builder(config.dataset), 'test')
   target = parts_lib.TargetMaker(config.target, split.part_names, config.get('painting_order') or None)
   return pipeline.examples_at_model_size(split, target, count, config.model.image_size)

@@ -34,9 +34,10 @@ def row(workdir: str) -> dict | None:
   test = _load(os.path.join(workdir, 'eval_test.json'), {})
   fmt = lambda key: f'{test[key]:.4f}' if key in test else '-'
   devices = provenance.get('devices', [])
+  command = provenance.get('command', '')
   return {
       'workdir': os.path.basename(os.path.normpath(workdir)),
-      'config': provenance.get('command', '').split('--config=')[-1].split()[0] if '--config=' in provenance.get('command', '') else '-',
+      'config': command.split('--config=')[-1].split()[0] if '--config=' in command else '-',
       'target': config.get('target', '-'),
       'steps': str(max((m['step'] for m in metrics), default=0)),
       # The last summary's wall time covers every earlier start (it survives resumes).

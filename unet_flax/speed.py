@@ -69,7 +69,8 @@ class OurStep:
     import jax
     import numpy as np
 
-    from unet_flax import losses, model as model_lib, runtime, steps
+    from unet_flax import losses, runtime, steps
+    from unet_flax import model as model_lib
     from unet_flax.data import parts as parts_lib
 
     part_names = parts_lib.dataset_parts(config.dataset.config)

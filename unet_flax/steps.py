@@ -24,7 +24,9 @@ import jax.numpy as jnp
 import optax
 from flax.training import train_state
 
-from unet_flax import augment, losses, metrics as metrics_lib, model as model_lib
+from unet_flax import augment, losses
+from unet_flax import metrics as metrics_lib
+from unet_flax import model as model_lib
 from unet_flax.errors import ConfigError
 
 AXIS = 'batch'

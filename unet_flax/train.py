@@ -19,9 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from unet_flax import checkpoints, configuration, losses, metrics as metrics_lib
-from unet_flax import pictures, workdir as workdir_lib
-from unet_flax.data import dataset as dataset_lib, parts as parts_lib, pipeline
+from unet_flax import checkpoints, configuration, losses, pictures
+from unet_flax import metrics as metrics_lib
+from unet_flax import workdir as workdir_lib
+from unet_flax.data import dataset as dataset_lib
+from unet_flax.data import parts as parts_lib
+from unet_flax.data import pipeline
 from unet_flax.errors import UserError
 from unet_flax.steps import create_state, pmap_steps, predict_step
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 
-
 from unet_flax.data import checks
 from unet_flax.data.celebamask_hq import DatasetLayoutError, load_mask, load_rgb, ordered_parallel_map
 

@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from unet_flax import augment, runtime
-from unet_flax.data import bitplanes, parts as parts_lib
+from unet_flax.data import bitplanes
+from unet_flax.data import parts as parts_lib
 from unet_flax.errors import ConfigError, UserError
 
 

@@ -6,8 +6,9 @@ Configs (S = 256, or 512 for the `_512` variants):
   folder          train/ val/ test/ each with images/ and masks/; 1 part, eye_g
   folder_eyes     the same layout with eye masks (experiments.landmark_masks writes it); 1 part, eyes
 
-Build with `tfds build unet_flax/data/face_segmentation --config=NAME --manual_dir=DIR`
-(needs TensorFlow) or, without TensorFlow, through `unet_flax.data.dataset.prepare`.
+Build with `tfds build unet_flax/data/face_segmentation --config=NAME --manual_dir=DIR` (needs
+TensorFlow, and the package installed: `pip install -e .`) or, without TensorFlow, through
+`unet_flax.data.dataset.prepare`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ import dataclasses
 import io
 import json
 import os
-import sys
 
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 from tensorflow_datasets.core.utils.lazy_imports_utils import tensorflow as tf
 
-# `tfds build <this folder>` imports this file by path; make the package importable.
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-if _REPO_ROOT not in sys.path:
-  sys.path.insert(0, _REPO_ROOT)
+from unet_flax.data import bitplanes, celebamask_hq, checks, folder, synthetic
+from unet_flax.data import parts as parts_lib
 
-from unet_flax.data import bitplanes, celebamask_hq, checks, folder, parts as parts_lib, synthetic  # noqa: E402
 
 class BitPackedMasks(tfds.features.Tensor):
   """uint8 (S, S, P) 0/1 masks, serialized as zlib-compressed bit-planes."""

@@ -6,7 +6,10 @@ import zlib
 
 import numpy as np
 
-from unet_flax.data.render import camera, features, glasses as glasses_lib, hair as hair_lib, scene, shading, skin as skin_lib
+from unet_flax.data.render import camera, features, scene, shading
+from unet_flax.data.render import glasses as glasses_lib
+from unet_flax.data.render import hair as hair_lib
+from unet_flax.data.render import skin as skin_lib
 from unet_flax.data.render.canvas import Canvas
 from unet_flax.data.render.geometry import Head, Pose, Projector
 

@@ -153,7 +153,8 @@ class Brows:
 
   @classmethod
   def sample(cls, rng: np.random.Generator, hair_colour: np.ndarray, heavy: bool) -> 'Brows':
-    base = hair_colour * rng.uniform(0.45, 0.85) if rng.random() < 0.8 else rng.uniform(0.05, 0.25) * np.array([1.0, 0.85, 0.75])
+    dark = rng.uniform(0.05, 0.25) * np.array([1.0, 0.85, 0.75])  # pencilled or dyed
+    base = hair_colour * rng.uniform(0.45, 0.85) if rng.random() < 0.8 else dark
     return cls(y=-rng.uniform(0.45, 0.62), inner=rng.uniform(0.28, 0.45), arch_x=rng.uniform(0.95, 1.25),
                arch=rng.uniform(0.05, 0.2), tail_x=rng.uniform(1.5, 1.78), tail_drop=rng.uniform(-0.02, 0.15),
                thickness=rng.uniform(0.22, 0.38) if heavy else rng.uniform(0.13, 0.26),

@@ -165,7 +165,8 @@ def occluder(c: canvas_lib.Canvas, proj, rng, head, skin_tone) -> None:
                                      [(fx + 0.17, y + 0.3), (fx - 0.17, y + 0.3)]]))
     alpha = canvas_lib.poly_alpha(c.shape, [proj.silhouette(p) for p in [palm] + fingers], 0.6)
     tone = np.clip(skin_tone * rng.uniform(0.9, 1.1), 0, 1)
-    lines = [proj.silhouette(np.array([(x + (k - 1) * 0.38, y + 0.2), (x + (k - 1) * 0.38, y - 0.4)])) for k in range(3)]
+    gaps = [x + (k - 1) * 0.38 for k in range(3)]
+    lines = [proj.silhouette(np.array([(g, y + 0.2), (g, y - 0.4)])) for g in gaps]
     c.paint(alpha, tone, hides=True)
     c.shade(1 - canvas_lib.line_alpha(c.shape, lines, 1.0, 0.8) * alpha * 0.4)
   elif kind == 1:  # a microphone: a meshed ball on a handle
