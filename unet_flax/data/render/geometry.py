@@ -56,11 +56,14 @@ class Head:
   chin_y: float
   chin_width: float
   top_y: float
+  socket: float  # how deep the eyes are set: deep sockets ring the eyes with shadow
+  brow_ridge: float
 
   @classmethod
   def sample(cls, rng: np.random.Generator) -> 'Head':
     return cls(width=rng.uniform(2.0, 2.4), jaw=rng.uniform(0.68, 0.9), chin_y=rng.uniform(3.1, 3.6),
-               chin_width=rng.uniform(0.35, 0.75), top_y=-rng.uniform(2.7, 3.1))
+               chin_width=rng.uniform(0.35, 0.75), top_y=-rng.uniform(2.7, 3.1),
+               socket=rng.uniform(0.15, 0.7), brow_ridge=rng.uniform(0.1, 0.4))
 
   def outline(self) -> np.ndarray:
     """The face's contour (hairline to chin), a closed polygon."""

@@ -125,8 +125,8 @@ def relief(field: shading.HeightField, proj, head, mouth, nose_width: float, nec
   field.bump(p((0, 1.32), 0.7), 0.22 * u, 0.2 * u, 0.35 * u)
   for s in (1, -1):
     field.bump(p((s * nose_width * 0.7, 1.38), 0.4), 0.18 * u, 0.16 * u, 0.25 * u)
-    field.bump(p((s * 1.0, 0.02), -0.3), 0.5 * u, 0.33 * u, -0.3 * u)
-    field.bump(p((s * 1.0, -0.55)), 0.6 * u, 0.18 * u, 0.2 * u)
+    field.bump(p((s * 1.0, 0.02), -0.3), 0.5 * u, 0.33 * u, -head.socket * u)
+    field.bump(p((s * 1.0, -0.55)), 0.6 * u, 0.18 * u, head.brow_ridge * u)
     field.bump(p((s * 1.45, 0.95)), 0.55 * u, 0.55 * u, 0.3 * u)
     field.bump(p((s * (mouth.half_width + 0.05), mouth.y)), 0.15 * u, 0.15 * u, -0.15 * u)
   field.bump(p((0, mouth.y + 0.1), 0.2), 0.9 * u, 0.3 * u, 0.3 * u)
