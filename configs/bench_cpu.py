@@ -3,8 +3,8 @@
     python -m experiments.benchmark --config=configs/bench_cpu.py
 
 Times our train step beside the same network in PyTorch (`pip install -r
-requirements-bench.txt`). Expected on the 2-core dev machine: see docs/benchmarks.md
-(target: at least the PyTorch peer's images/s). It also trains, like any config:
+requirements-bench.txt`); the aim is at least the PyTorch peer's images/s (docs/speed.md).
+Measured results are in docs/benchmarks.md. It also trains, like any config:
 `python -m experiments.main --config=configs/bench_cpu.py`.
 """
 

@@ -4,9 +4,9 @@
     python -m experiments.predict --workdir=runs/face_parsing_cpu --input=photos/
 
 The face-parsing recipe for a CPU budget: a small U-Net at 128 px with batch norm, cross
-entropy, a short warm-up and a cosine decay, and the appearance randomisation that carries
-the synthetic faces over to photographs. Its scores, on the synthetic test split and on real
-photos, are in docs/benchmarks.md.
+entropy plus soft Dice, a short warm-up and a cosine decay, and the appearance randomisation
+that carries the synthetic faces over to photographs. Its scores, on the synthetic test split
+and on real photos, are in docs/benchmarks.md.
 """
 
 from configs import face_parsing

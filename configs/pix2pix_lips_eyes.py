@@ -5,11 +5,9 @@
 The U-Net of configs/lips_eyes.py is the generator (mask = sigmoid of its logits), a 70x70
 PatchGAN conditioned on the image is the discriminator; generator loss = adversarial BCE +
 100 x L1, both networks trained with Adam (lr 2e-4, beta1 0.5) in one pmapped step.
-Evaluation thresholds the generator's mask, so the results sit beside the plain U-Net's.
-Expected (synthetic set, full budget on a GPU; not measured yet): lips+eyes test Dice near
-configs/lips_eyes.py's. Measured on 2 CPU cores (128x128, U-Net 8..128, PatchGAN 32..256):
-test Dice 0.029 after 600 steps and 0.702 after 1500, against the plain U-Net's 0.827 and
-0.884 at the same budgets (docs/benchmarks.md).
+Evaluation thresholds the generator's mask, so the results sit beside the plain U-Net's. The
+aim is a lips+eyes Dice near configs/lips_eyes.py's at the same budget (docs/training.md);
+measured results are in docs/benchmarks.md.
 """
 
 from configs import lips_eyes

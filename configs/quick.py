@@ -2,7 +2,8 @@
 
     ./run.sh            (or: python -m experiments.main --config=configs/quick.py)
 
-Expected: eyeglasses test Dice of at least 0.90 (see README for the measured figure and time).
+What ./run.sh trains. Its target is in docs/training.md ("What the configs aim at"); the
+measured result and time are in docs/benchmarks.md.
 """
 
 from configs import base
