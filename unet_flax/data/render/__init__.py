@@ -2,7 +2,7 @@
 
 `render_face(seed, index)` draws one face, a pure function of (seed, index): a posed head
 with shaded, textured skin, eyes, brows, nose, lips and mouth, hair, clothes, jewellery,
-eyeglasses on 40% of faces, hats and occluders, in front of a background, through a camera.
+eyeglasses on one face of each pair, hats and occluders, in front of a background, through a camera.
 Its part masks are what the picture shows of each CelebAMask-HQ part.
 """
 

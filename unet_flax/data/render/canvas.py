@@ -162,8 +162,9 @@ class Canvas:
     self.records.append(Record(part, alpha >= 0.5, opaque, part in INLAYS))
 
   def shade(self, factor: np.ndarray) -> None:
-    """Multiplies what is painted so far by `factor` ([H, W], 1 where unchanged): a shadow."""
-    box = bbox(1 - factor)
+    """Multiplies what is painted so far by `factor` ([H, W], 1 where unchanged): a shadow
+    (below 1) or a highlight (above 1)."""
+    box = bbox(np.abs(1 - factor))
     if box is not None:
       self.colour[box] *= factor[box][..., None]
 

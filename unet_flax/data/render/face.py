@@ -6,7 +6,8 @@ import zlib
 
 import numpy as np
 
-from unet_flax.data.render import camera, features, scene, shading
+from unet_flax.data.render import camera, features, photos, scene, shading
+from unet_flax.data.render import canvas as canvas_lib
 from unet_flax.data.render import glasses as glasses_lib
 from unet_flax.data.render import hair as hair_lib
 from unet_flax.data.render import skin as skin_lib
@@ -42,9 +43,9 @@ def render_face(seed: int, index: int, size: int = 512) -> tuple[np.ndarray, dic
   proj = Projector(head, pose)
   skin = skin_lib.Skin.sample(d['skin'], male)
   hair = hair_lib.Hair.sample(d['hair'], male)
-  eyes = features.Eyes.sample(d['eyes'], make_up)
-  brows = features.Brows.sample(d['brows'], hair.colour, heavy=d['brows'].random() < 0.25)
   mouth = features.Mouth.sample(d['mouth'], skin.tone, lipstick=make_up > 0.35 and d['mouth'].random() < 0.7)
+  eyes = features.Eyes.sample(d['eyes'], make_up, smiling=mouth.teeth)
+  brows = features.Brows.sample(d['brows'], hair.colour, heavy=d['brows'].random() < 0.25)
   nose_width = float(d['nose'].uniform(0.5, 0.7))
   extras = d['extras']
   has_hat, has_earrings, has_necklace = extras.random() < 0.08, extras.random() < 0.2, extras.random() < 0.1
@@ -87,6 +88,11 @@ def render_face(seed: int, index: int, size: int = 512) -> tuple[np.ndarray, dic
   lit += c.glints[..., None] * c.alpha[..., None]
   bg = scene.background(d['background'], size)
   img = bg * (1 - c.alpha[..., None]) + lit
+  texture = d['photo detail']
+  if texture.random() < 0.7:  # fine photographic detail everywhere, so that it is never a cue for glasses
+    patch = photos.patch(texture, size)
+    detail = (patch - canvas_lib.blur(patch, 1.5)).mean(-1) * texture.uniform(0.5, 1.5)
+    img = img + (detail * c.alpha)[..., None]
   if d['cast'].random() < 0.15:
     img = img * scene.cast(d['cast'], size)[..., None]
   if specs is not None:

@@ -36,12 +36,15 @@ class Eyes:
   shadow: float  # eyeshadow strength
   crease: float  # crease height above the lid
   circles: float  # dark circles under the eyes
+  smile_lines: float  # the arc a smile pushes up under each eye
 
   @classmethod
-  def sample(cls, rng: np.random.Generator, make_up: float) -> 'Eyes':
+  def sample(cls, rng: np.random.Generator, make_up: float, smiling: bool) -> 'Eyes':
     iris_base = [(0.25, 0.14, 0.07), (0.4, 0.25, 0.12), (0.15, 0.1, 0.06), (0.3, 0.42, 0.55),
                  (0.35, 0.45, 0.3), (0.5, 0.4, 0.25)]
-    squint = rng.uniform(0.7, 1.0) if rng.random() < 0.35 else 1.0  # smiles narrow the eyes
+    # A smile narrows the eyes and raises an arc under each: with the lid above, a ring around the
+    # eye that is not a frame.
+    squint = rng.uniform(0.55, 0.9) if smiling and rng.random() < 0.7 else rng.uniform(0.8, 1.0)
     return cls(
         half_width=rng.uniform(0.36, 0.44), upper=rng.uniform(0.13, 0.22) * squint,
         lower=rng.uniform(0.06, 0.1) * squint, tilt=rng.uniform(-0.03, 0.09), iris=rng.uniform(0.15, 0.19),
@@ -52,7 +55,8 @@ class Eyes:
         shadow_colour=np.array([[0.3, 0.22, 0.2], [0.25, 0.2, 0.3], [0.45, 0.3, 0.25], [0.15, 0.12, 0.12],
                                 [0.5, 0.4, 0.45]])[rng.integers(5)],
         shadow=make_up * rng.uniform(0.1, 0.5), crease=rng.uniform(0.1, 0.22),
-        circles=rng.uniform(0, 0.25) if rng.random() < 0.4 else 0.0)
+        circles=rng.uniform(0, 0.25) if rng.random() < 0.4 else 0.0,
+        smile_lines=rng.uniform(0.2, 0.55) if smiling else rng.uniform(0, 0.3) * (rng.random() < 0.3))
 
   def outline(self, side: int) -> tuple[np.ndarray, np.ndarray]:
     """(upper lid, lower lid) curves of one eye, inner corner to outer corner; side +1 is the
@@ -82,6 +86,13 @@ def draw_eyes(c: canvas_lib.Canvas, proj, rng: np.random.Generator, eyes: Eyes, 
     if eyes.circles:
       bag = np.concatenate([lower_fu, (lower_fu + [0, 0.18])[::-1]])
       c.shade(1 - canvas_lib.poly_alpha(c.shape, [proj(bag, EYE_RELIEF + 0.1)], 0.08 * u) * eyes.circles)
+    if eyes.smile_lines:  # a lit bulge under the lower lid, its crease below
+      drop = rng.uniform(0.12, 0.22)
+      arc = (lower_fu - [side, 0]) * [1.15, 1.3] + [side, drop]
+      bulge = np.concatenate([lower_fu, arc[::-1]])
+      c.shade(1 + canvas_lib.poly_alpha(c.shape, [proj(bulge, EYE_RELIEF + 0.15)], 0.05 * u) * eyes.smile_lines * 0.3)
+      c.shade(1 - canvas_lib.line_alpha(c.shape, [proj(arc[1:-1], EYE_RELIEF + 0.1)], 0.04 * u, 0.03 * u)
+              * eyes.smile_lines)
     # The eye: sclera, iris, pupil, then the upper lid's shadow across the top.
     open_alpha = canvas_lib.poly_alpha(c.shape, [opening])
     middle = canvas_lib.poly_alpha(c.shape, [proj(ellipse(side, 0, eyes.half_width * 0.6, eyes.upper * 0.8),

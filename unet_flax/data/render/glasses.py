@@ -69,7 +69,7 @@ class Glasses:
                tortoise=not metal and rng.random() < 0.25, lens=lens, tint=tint.astype(np.float32),
                gradient=rng.uniform(0, 0.6) if lens != 'clear' else 0.0,
                refraction=rng.uniform(1.0, 1.12) if rng.random() < 0.7 else rng.uniform(0.9, 1.0),
-               reflection=rng.uniform(0.1, 0.45) if lens == 'sunglass' else rng.uniform(0.0, 0.18),
+               reflection=rng.uniform(0.1, 0.45) if lens == 'sunglass' else rng.uniform(0.0, 0.1),
                glare=rng.uniform(0.2, 0.8) if rng.random() < 0.35 else 0.0)
 
   def lens_outline(self, side: int) -> np.ndarray:
