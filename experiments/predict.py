@@ -75,12 +75,15 @@ def _inputs(path: str) -> list[str]:
   return paths
 
 
-SYNTHETIC_NOTE = (
-    'note: this model was trained on the built-in synthetic (drawn) faces. It demonstrates the '
-    'pipeline and does not transfer to photographs; for photos train on CelebAMask-HQ '
-    '(--config.dataset.config=celebamask_hq --config.dataset.manual_dir=DIR) or your own folder '
-    'layout (--config.dataset.config=folder). Models expect the face framed as in CelebA-HQ: centred, '
-    'about 60% of the image width (see --crop).')
+def _synthetic_note(target: str) -> str:
+  """What a user of a model trained on the synthetic faces should know before trusting it on photos."""
+  from unet_flax import real_photos
+  measured = real_photos.summary(target)
+  return ('note: this model was trained on the built-in synthetic (rendered) faces only; '
+          + (f'{measured}. ' if measured else 'this target was not measured on real photographs. ')
+          + 'See docs/benchmarks.md ("Real photographs"). For the best accuracy on photos, train on '
+            'CelebAMask-HQ (--config.dataset.config=celebamask_hq --config.dataset.manual_dir=DIR) or your '
+            'own folder layout (--config.dataset.config=folder).')
 
 
 def _crop_box(values):
@@ -147,7 +150,7 @@ def main(argv):
   k = predictor.num_classes
   mask_format = FLAGS.mask_format or ('labels' if k > 1 else 'binary')
   if predictor.config.dataset.config.startswith('synthetic') and not FLAGS.from_test_split:
-    print(SYNTHETIC_NOTE, file=sys.stderr)
+    print(_synthetic_note(predictor.config.target), file=sys.stderr)
 
   def save(stem, image, label, truth=None):
     if k > 1:

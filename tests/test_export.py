@@ -69,6 +69,7 @@ def test_onnx_export_reproduces_jax_and_predicts_the_same_masks(trained_workdir,
                             'classes': ['eyeglasses'], 'decision': 'logit > 0'}
   assert card['source']['config'] == config and card['source']['checkpoint_step'] == 3
   assert card['source']['synthetic_data'] is True
+  assert card['source']['real_photos'].startswith('measured on real photographs with configs/quick.py')
   data = (out / 'model.onnx').read_bytes()
   assert card['bytes'] == len(data) and card['sha256'] == __import__('hashlib').sha256(data).hexdigest()
   assert card['parity']['runtime'].startswith('onnxruntime')

@@ -53,6 +53,7 @@ def test_predict_any_image_mode_and_size_skipping_bad_files(trained_workdir, tmp
     assert overlay.size == (66, 51)
   assert not (tmp_path / 'out' / 'broken_mask.png').exists()
   assert 'note: this model was trained on the built-in synthetic' in done.stderr  # not a photo model
+  assert 'measured on real photographs with configs/quick.py' in done.stderr  # what it scored there
 
 
 def test_predict_inside_a_crop_box(trained_workdir, tmp_path):

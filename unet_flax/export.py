@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unet_flax import exported, pictures, predict, steps
+from unet_flax import exported, faces, pictures, predict, real_photos, steps
 from unet_flax.errors import UserError
 
 FORMATS = tuple(exported.FILES)
@@ -202,6 +202,7 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
     with open(eval_path) as f:
       test_metrics = json.load(f)
   binary = k == 1
+  synthetic = config.dataset.config.startswith('synthetic')
   return {
       'format': fmt, 'file': os.path.basename(model.path), 'bytes': _size(model.path),
       'sha256': _sha256(model.path) if os.path.isfile(model.path) else None, 'dtype': dtype,
@@ -212,7 +213,8 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
                 'dtype': 'float32', 'colour': 'RGB', 'range': [0.0, 1.0],
                 'normalisation': 'pixel / 255; no mean or standard deviation',
                 'resize': f'resize the face crop to {size}x{size} (bilinear or better)',
-                'framing': 'the face centred and about 60% of the width, as in CelebA-HQ'},
+                'framing': 'one face framed as CelebA-HQ frames it: centred, its dlib box about '
+                           f'{faces.FRAMING["box_width"]:.0%} of the width (unet_flax.faces)'},
       'output': {'shape': [batch or None, size, size, k], 'kind': output, 'target': config.target,
                  'classes': list(predictor.class_names),
                  'decision': (('logit > 0' if output == 'logits' else 'probability > 0.5')
@@ -220,7 +222,8 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
                  **({} if binary else {'palette': pictures.PALETTE[:k].tolist()})},
       'source': {'workdir': os.path.abspath(workdir), 'checkpoint_step': predictor.step,
                  'config': config.to_dict(), 'test_metrics': test_metrics,
-                 'synthetic_data': config.dataset.config.startswith('synthetic')},
+                 'synthetic_data': synthetic,
+                 **({'real_photos': real_photos.summary(config.target)} if synthetic else {})},
       'parity': parity,
       'exported_with': {name: _version(name) for name in VERSIONED},
       'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
