@@ -192,6 +192,26 @@ def test_global_batch_loss_gradient_under_pmap_equals_whole_batch_gradient():
   np.testing.assert_allclose(np.asarray(per_device).reshape(whole.shape), 4 * whole, rtol=1e-5, atol=1e-8)
 
 
+def test_balanced_cross_entropy_weighs_rare_classes_over_the_global_batch():
+  """A pixel of a rare class pulls harder than under plain cross entropy, by the square root of
+  how much rarer it is; the shares are counted over the whole batch, on any number of devices."""
+  labels = np.zeros((8, 6, 6), np.int32)
+  labels[:, :3] = 1  # half the pixels are class 1
+  labels[0, 5, 5] = 2  # one pixel of class 2
+  labels, ones = jnp.asarray(labels), jnp.ones(8)
+  logits = jnp.zeros((8, 6, 6, 3), jnp.float32)
+  plain = jax.grad(lambda l: losses.softmax_cross_entropy(l, labels, ones))(logits)
+  balanced = jax.grad(lambda l: losses.balanced_cross_entropy(l, labels, ones))(logits)
+  ratio = lambda g: float(jnp.abs(g[0, 5, 5]).sum() / jnp.abs(g[0, 0, 0]).sum())
+  share = np.array([143, 144, 1]) / 288
+  assert ratio(plain) == pytest.approx(1.0)
+  assert ratio(balanced) == pytest.approx(np.sqrt((share[1] + 1e-4) / (share[2] + 1e-4)), rel=1e-4)
+  device_loss = lambda l, y: losses.balanced_cross_entropy(l, y, jnp.ones(2), axis_name='d')
+  split = logits.reshape(4, 2, 6, 6, 3), labels.reshape(4, 2, 6, 6)
+  per_device = jax.pmap(jax.grad(device_loss), axis_name='d')(*split)
+  np.testing.assert_allclose(np.asarray(per_device).reshape(balanced.shape), 4 * balanced, rtol=1e-5, atol=1e-8)
+
+
 def _params(workdir, cfg):
   state, _ = checkpoints.Manager(str(workdir), cfg, read_only=True).restore(
       train.Experiment(cfg).initial_state(), 'latest')

@@ -101,6 +101,9 @@ def validate(config, devices: int, hosts: int = 1) -> None:
                     f'has {classes} classes')
   if config.gan.output not in ('sigmoid', 'tanh'):
     problems.append(f'config.gan.output={config.gan.output!r}: use sigmoid or tanh')
+  if classes == 1 and config.loss.name == 'balanced_ce_dice':
+    problems.append(f'config.loss.name={config.loss.name!r} balances the classes of face parsing; '
+                    f'config.target={config.target!r} is binary: use bce_dice (or loss.pos_weight)')
   if classes > 1 and config.loss.name in ('bce', 'focal'):
     problems.append(f'config.loss.name={config.loss.name!r} is for binary targets; '
                     f'config.target={config.target!r} needs cross_entropy, dice or bce_dice')

@@ -63,6 +63,22 @@ def softmax_cross_entropy(logits, labels, weights, axis_name=None):
   return _mean(per_pixel, weights, axis_name)
 
 
+def balanced_cross_entropy(logits, labels, weights, axis_name=None):
+  """Softmax cross entropy with each class weighted by 1/sqrt of its share of the global batch's
+  pixels (weights scaled so an average pixel weighs 1): small parts (eyes, brows, lips) are not
+  drowned by skin, hair and background."""
+  k = logits.shape[-1]
+  onehot = jax.nn.one_hot(labels, k)
+  w = weights[:, None, None, None]
+  counts = jax.lax.stop_gradient(batch_sum(jnp.sum(onehot * w, axis=(0, 1, 2)), axis_name))
+  share = counts / jnp.maximum(counts.sum(), 1.0)
+  class_weight = jax.lax.rsqrt(share + 1e-4)
+  class_weight = class_weight / jnp.maximum(jnp.sum(share * class_weight), 1e-6)
+  log_p = jax.nn.log_softmax(logits, axis=-1)
+  per_pixel = -jnp.sum(onehot * log_p, axis=-1) * class_weight[labels]
+  return _mean(per_pixel, weights, axis_name)
+
+
 def probabilities(logits):
   """Per-class probabilities: [B, H, W, 2] (background, target) for binary, softmax otherwise."""
   if logits.shape[-1] == 1:
@@ -107,7 +123,8 @@ def cross_entropy(logits, labels, weights, pos_weight=1.0, axis_name=None):
 
 
 def make_loss(loss_cfg):
-  """The loss named by config.loss: bce | dice | bce_dice | focal | cross_entropy.
+  """The loss named by config.loss: bce | dice | bce_dice | focal | cross_entropy | balanced_ce_dice
+  (face parsing: class-balanced cross entropy plus soft Dice).
 
   The result is called as loss(logits, labels, weights, axis_name=None)."""
   name, pos_weight = loss_cfg.name, loss_cfg.get('pos_weight', 1.0)
@@ -119,6 +136,8 @@ def make_loss(loss_cfg):
       'bce_dice': lambda l, y, w, axis_name=None: (cross_entropy(l, y, w, pos_weight, axis_name)
                                                    + soft_dice(l, y, w, axis_name)),
       'focal': lambda l, y, w, axis_name=None: focal(l, y, w, gamma, alpha, axis_name),
+      'balanced_ce_dice': lambda l, y, w, axis_name=None: (balanced_cross_entropy(l, y, w, axis_name)
+                                                           + soft_dice(l, y, w, axis_name)),
   }
   if name not in losses:
     raise ConfigError(f'config.loss.name={name!r}: use one of {sorted(losses)}.')
