@@ -147,3 +147,14 @@ def test_predict_finds_faces_and_scores_against_references(trained_workdir, tmp_
   whole = _run(f'--workdir={trained_workdir}', f'--input={photos / "wall.png"}', '--faces=none',
                f'--output={tmp_path / "out2"}')
   assert whole.returncode == 0 and 'no face found' not in whole.stderr
+
+
+def test_showcase_draws_each_model_on_the_public_domain_portrait(trained_workdir, tmp_path):
+  out = tmp_path / 'picture.png'
+  args = ['-m', 'experiments.showcase', f'--workdirs={trained_workdir},{trained_workdir}', f'--output={out}',
+          '--size=100']
+  done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1'))
+  assert done.returncode == 0, done.stderr[-3000:]
+  with Image.open(out) as picture:
+    assert picture.height == 118 and picture.width == 3 * 100  # the face's square: photo + two models
