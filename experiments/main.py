@@ -7,6 +7,7 @@
 
 import json
 import os
+import sys
 
 from absl import flags, logging
 from ml_collections import config_flags
@@ -49,7 +50,7 @@ def _start_processes(config) -> None:
     else:  # SLURM / Open MPI / Kubernetes: JAX reads the coordinator and ranks from the environment
       runtime.start_distributed()
   print(f'process {jax.process_index()} of {jax.process_count()}: {jax.local_device_count()} local devices '
-        f'{[str(d) for d in jax.local_devices()]}', flush=True)
+        f'{[str(d) for d in jax.local_devices()]}', file=sys.stderr, flush=True)
 
 
 def main(argv):

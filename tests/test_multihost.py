@@ -75,7 +75,7 @@ def _main(data_dir, workdir, steps, processes):
   for i, proc in enumerate(procs):
     out, err = proc.communicate(timeout=900)  # a hang guard, not a time limit
     assert proc.returncode == 0, err[-3000:]
-    assert f'process {i} of {processes}: {4 // processes} local devices' in out
+    assert f'process {i} of {processes}: {4 // processes} local devices' in err
     assert (f'first step {LATE_SECONDS} s late' in err) == (processes > 1 and i == 1)
   return [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
 

@@ -165,7 +165,7 @@ def test_eval_prints_metrics_even_when_it_cannot_write_them(trained_workdir, syn
   finally:
     os.rmdir(target)
   _assert_user_error(done, str(target))
-  printed = json.loads(done.stdout[:done.stdout.rindex('}') + 1])
+  printed = json.loads(done.stdout)  # stdout is the results alone: status lines go to stderr
   assert printed['step'] == 3 and printed['target'] == 'eyeglasses' and 'dice' in printed
   assert printed['dataset']['config'] == 'synthetic_seed7_24_6_5'
 
