@@ -68,6 +68,31 @@ def test_cli_mistake_is_one_line_and_writes_nothing(case, tmp_path, synthetic_da
   assert not workdir.exists()  # checked before anything was written
 
 
+# The shortest command that makes each mistake, as a user types it: nothing else on the line
+# that could make it fail earlier down another path.
+SHORTEST_MISTAKES = {
+    'main: missing config file': ('experiments.main', ['--config=configs/nope.py', '--workdir={tmp}/w'],
+                                  ['configs/nope.py', 'No such file']),
+    'benchmark: missing config file': ('experiments.benchmark', ['--config=configs/nope.py'], ['configs/nope.py']),
+    'profile_step: missing config file': ('experiments.profile_step', ['--config=configs/nope.py'],
+                                          ['configs/nope.py']),
+    'scaling: missing config file': ('experiments.scaling', ['--config=configs/nope.py'], ['configs/nope.py']),
+    'scaling: a device count that is no number': ('experiments.scaling', ['--config=configs/test.py', '--devices=two'],
+                                                  ['--devices']),
+    'scaling: a strong batch that does not split': (
+        'experiments.scaling', ['--config=configs/test.py', '--mode=strong', '--devices=3'], ['batch_size=8', '[3]']),
+    'benchmark_data: unknown benchmark': ('experiments.benchmark_data', ['--what=nope'], ['--what', 'pipeline']),
+}
+
+
+@pytest.mark.parametrize('case', sorted(SHORTEST_MISTAKES))
+def test_shortest_mistaken_command_is_one_line(case, tmp_path):
+  module, args, names = SHORTEST_MISTAKES[case]
+  done = _run(module, *[a.format(tmp=tmp_path) for a in args], timeout=120)
+  _assert_user_error(done, *names)
+  assert not os.listdir(tmp_path)  # nothing written
+
+
 def test_face_parsing_over_a_binary_config_picks_its_own_best_metric(synthetic_data_dir):
   cfg = _cfg(synthetic_data_dir, target='face_parsing', **{'loss.name': 'cross_entropy'})
   configuration.validate(cfg, devices=4)
