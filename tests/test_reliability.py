@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import dataset_config, garble, pmap_steps_with_hook, write_folder_tree
-from tests.conftest import test_config_with as _cfg
+from tests.helpers import config_with as _cfg
+from tests.helpers import dataset_config, garble, pmap_steps_with_hook, write_folder_tree
 from unet_flax import configuration, errors, train
 from unet_flax import workdir as workdir_lib
 from unet_flax.data import celebamask_hq
@@ -356,7 +356,7 @@ def test_other_inputs_into_a_built_data_dir_are_refused(tmp_path):
 
 
 def test_duplicated_mapping_rows_are_named(tmp_path):
-  from tests.conftest import write_celebamask_tree
+  from tests.helpers import write_celebamask_tree
   write_celebamask_tree(str(tmp_path))
   mapping = tmp_path / celebamask_hq.MAPPING_FILE
   mapping.write_text(mapping.read_text() + '2000  162770  162771.jpg\n')
@@ -365,7 +365,7 @@ def test_duplicated_mapping_rows_are_named(tmp_path):
 
 
 def test_celebamask_corrupt_mask_is_named(tmp_path):
-  from tests.conftest import write_celebamask_tree
+  from tests.helpers import write_celebamask_tree
   write_celebamask_tree(str(tmp_path))
   bad = next((tmp_path / celebamask_hq.ANNO_DIR / '1').glob('*.png'))
   bad.write_bytes(bad.read_bytes()[:40])
