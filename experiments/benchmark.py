@@ -21,13 +21,17 @@ The last line printed is one JSON object. The model, steps and this tool import 
 TensorFlow, Grain nor TFDS unless --end_to_end is given.
 """
 
+import importlib.util
 import json
 import os
 import statistics
 import time
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from experiments import cli
+from unet_flax.errors import UserError
 
 config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.', lock_config=True)
 flags.DEFINE_integer('steps', 20, 'Timed steps per round.')
@@ -65,16 +69,21 @@ def end_to_end(config, ours, n: int) -> dict:
           'data_wait_fraction': sum(waits) / sum(totals)}
 
 
-def make_peer(config, mode: str):
-  """The peer's variants, or [] when not requested/available."""
+def peer_wanted(mode: str) -> bool:
+  """Whether the peer is timed; asked before compiling, so --peer=on without torch fails at once."""
   if mode == 'off':
-    return []
-  try:
-    import torch  # noqa: F401
-  except ImportError:
+    return False
+  if importlib.util.find_spec('torch') is None:
     if mode == 'on':
-      raise ValueError('--peer=on needs torch: pip install -r requirements-bench.txt')
-    return []
+      raise UserError('--peer=on needs torch: pip install -r requirements-bench.txt')
+    return False
+  return True
+
+
+def make_peer(config):
+  """The peer's variants, on the GPU when torch sees one."""
+  import torch
+
   from experiments.peers import torch_unet
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
   return [(torch_unet.describe(v), torch_unet.Trainer(config, device, **v)) for v in torch_unet.variants(device)]
@@ -82,6 +91,7 @@ def make_peer(config, mode: str):
 
 def main(argv):
   del argv
+  want_peer = peer_wanted(FLAGS.peer)
   from unet_flax import runtime
   from unet_flax.speed import OurStep, matmul_peak_tflops, peak_memory_bytes
   config = FLAGS.config
@@ -95,7 +105,7 @@ def main(argv):
   print(f'{device.device_kind} x{ours.devices}, jax {jax.__version__}, model.dtype={config.model.dtype}, '
         f'{params:,} parameters, batch {ours.batch_size} at {config.model.image_size}px '
         f'(input {input_size}px), compiled in {ours.compile_seconds:.1f} s', flush=True)
-  peers = make_peer(config, FLAGS.peer)
+  peers = make_peer(config) if want_peer else []
   if peers:
     from experiments.peers import torch_unet
     peer_params = torch_unet.parameter_count(config.model)
@@ -155,4 +165,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -17,15 +17,20 @@ import shutil
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
-flags.DEFINE_list('what', ['build', 'pipeline', 'augment'], 'Which benchmarks to run.')
+from experiments import cli
+
+BENCHMARKS = ('build', 'pipeline', 'augment')
+flags.DEFINE_list('what', list(BENCHMARKS), 'Which benchmarks to run.')
 flags.DEFINE_integer('build_images', 300, 'Images in the CelebAMask-HQ-shaped tree for `build`.')
 flags.DEFINE_string('data_dir', '~/tensorflow_datasets', 'Where the synthetic dataset is (built if absent).')
 flags.DEFINE_string('target', 'eyeglasses', 'Training target for `pipeline`.')
 flags.DEFINE_integer('threads', 1, 'Grain read threads for `pipeline` (0: read in the main thread).')
 flags.DEFINE_integer('batch_size', 64, 'Batch size for pipeline and augment.')
 flags.DEFINE_integer('batches', 40, 'Batches timed for pipeline and augment.')
+flags.register_validator('what', lambda what: set(what) <= set(BENCHMARKS),
+                         f'--what takes a comma-separated list of {", ".join(BENCHMARKS)}')
 FLAGS = flags.FLAGS
 
 
@@ -119,4 +124,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

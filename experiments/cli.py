@@ -13,6 +13,7 @@ import errno
 import sys
 
 from absl import app, flags, logging
+from ml_collections.config_flags import config_flags
 
 from unet_flax.errors import UserError
 
@@ -43,11 +44,23 @@ def path_error_message(e: OSError) -> str | None:
           f'(or in the config) exists, is the right kind (file or folder) and is writable.')
 
 
+def _load_config_files() -> None:
+  """ml_collections defers a config file's load error (a missing file, say) to the config's first
+  use, somewhere in a tool's main, where it would be a traceback; touching every config flag's
+  value here raises it while the flags are parsed."""
+  for name in flags.FLAGS:
+    flag = flags.FLAGS[name]
+    if config_flags.is_config_flag(flag) and flag.value is not None:
+      getattr(flag.value, 'keys', None)
+
+
 def _parse_flags(argv):
   """absl's flag parsing, with every failure (ml_collections' override and config file errors
   included) as one line that names the flag."""
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
+    _load_config_files()
+    return rest
   except flags.Error as e:
     fail(f'{e} (see --helpshort)')
   except (AttributeError, KeyError, OSError, TypeError, ValueError, ImportError) as e:

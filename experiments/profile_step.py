@@ -14,8 +14,10 @@ import collections
 import re
 import statistics
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from experiments import cli
 
 config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.', lock_config=True)
 flags.DEFINE_integer('steps', 5, 'Traced steps.')
@@ -76,4 +78,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

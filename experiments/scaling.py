@@ -18,8 +18,11 @@ import os
 import subprocess
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
+
+from experiments import cli
+from unet_flax.errors import UserError
 
 config_flags.DEFINE_config_file('config', None, 'Path to a config file in configs/.', lock_config=True)
 flags.DEFINE_list('devices', ['1', '2', '4', '8'], 'Device counts to run.')
@@ -28,6 +31,8 @@ flags.DEFINE_integer('steps', 10, 'Timed steps per round of the benchmark.')
 flags.DEFINE_integer('rounds', 2, 'Benchmark rounds per device count.')
 flags.DEFINE_string('output', None, 'Folder for scaling.md, scaling.png and results.json.')
 flags.mark_flags_as_required(['config'])
+flags.register_validator('devices', lambda counts: all(c.isdigit() and int(c) > 0 for c in counts),
+                         '--devices takes a comma-separated list of device counts, e.g. 1,2,4,8')
 FLAGS = flags.FLAGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +53,9 @@ def run_benchmark(config_path: str, overrides: list[str], devices: int, batch_si
   cmd = [sys.executable, '-m', 'experiments.benchmark', f'--config={config_path}', *overrides,
          f'--config.batch_size={batch_size}', '--peer=off', f'--steps={FLAGS.steps}', f'--rounds={FLAGS.rounds}']
   done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+  error_lines = [l for l in done.stderr.splitlines() if l.startswith('error: ')]
+  if done.returncode == cli.USER_ERROR_EXIT and error_lines:  # a mistake in the flags it passes on: one line
+    raise UserError(f'the benchmark at {devices} devices: {error_lines[-1][len("error: "):]}')
   if done.returncode != 0:
     raise RuntimeError(f'{" ".join(cmd)} failed:\n{done.stderr[-3000:]}')
   return json.loads(done.stdout.strip().splitlines()[-1])
@@ -94,7 +102,7 @@ def main(argv):
   if FLAGS.mode == 'strong':
     bad = [d for d in counts if config.batch_size % d]
     if bad:
-      raise app.UsageError(f'--mode=strong: config.batch_size={config.batch_size} does not split over {bad} devices.')
+      raise UserError(f'--mode=strong: config.batch_size={config.batch_size} does not split over {bad} devices.')
   # The config's own overrides (--config.X=...) are passed on to every benchmark run.
   overrides = [a for a in sys.argv[1:] if a.startswith('--config.') and not a.startswith('--config.batch_size')]
   platform = _platform()
@@ -122,4 +130,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

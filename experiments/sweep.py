@@ -73,7 +73,8 @@ def commands(config: str, workdir: str, overrides, fixed) -> list[list[str]]:
 
 
 def finished(workdir: str) -> bool:
-  return os.path.exists(os.path.join(workdir, 'eval_test.json'))
+  from unet_flax import workdir as workdir_lib  # here, not at the top: --print_commands stays free of JAX
+  return os.path.exists(workdir_lib.eval_path(workdir, 'test'))
 
 
 def main(argv):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import CELEBA_ROWS, EXPECTED_SPLITS, dataset_config, write_celebamask_tree
+from tests.helpers import CELEBA_ROWS, EXPECTED_SPLITS, dataset_config, write_celebamask_tree
 from unet_flax import augment, errors
 from unet_flax.data import bitplanes, celebamask_hq, pipeline, synthetic
 from unet_flax.data import dataset as dataset_lib

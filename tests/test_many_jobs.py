@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from tests.conftest import dataset_config, write_folder_tree
+from tests.helpers import dataset_config, write_folder_tree
 from unet_flax import locks
 from unet_flax.data import dataset as dataset_lib
 
@@ -113,7 +113,7 @@ def test_preparers_at_once_wait_for_the_holder_and_build_once(tmp_path):
 _KILLED_PREPARER = """
 import os, signal, sys
 sys.path.insert(0, {repo!r})
-from tests.conftest import dataset_config
+from tests.helpers import dataset_config
 from unet_flax.data import dataset, folder
 
 real = folder.iter_examples

@@ -20,7 +20,7 @@ import jax
 import pytest
 
 from configs import test as test_config
-from tests.conftest import difference_per_update
+from tests.helpers import difference_per_update
 from unet_flax import checkpoints, runtime, train
 from unet_flax.errors import ConfigError
 
@@ -39,7 +39,7 @@ LATE_SECONDS = 40
 _LATE_HOST_MAIN = """
 import runpy, sys, time
 sys.path.insert(0, {repo!r})
-from tests.conftest import pmap_steps_with_hook
+from tests.helpers import pmap_steps_with_hook
 from unet_flax import steps
 
 def hook(n):

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import dataset_config, garble, pmap_steps_with_hook, write_folder_tree
-from tests.conftest import test_config_with as _cfg
+from tests.helpers import config_with as _cfg
+from tests.helpers import dataset_config, garble, pmap_steps_with_hook, write_folder_tree
 from unet_flax import configuration, errors, train
 from unet_flax import workdir as workdir_lib
 from unet_flax.data import celebamask_hq
@@ -66,6 +66,31 @@ def test_cli_mistake_is_one_line_and_writes_nothing(case, tmp_path, synthetic_da
   done = _run('experiments.main', *[f'{k}={v}' for k, v in flags.items()])
   _assert_user_error(done, *[n.format(file=a_file) for n in names])
   assert not workdir.exists()  # checked before anything was written
+
+
+# The shortest command that makes each mistake, as a user types it: nothing else on the line
+# that could make it fail earlier down another path.
+SHORTEST_MISTAKES = {
+    'main: missing config file': ('experiments.main', ['--config=configs/nope.py', '--workdir={tmp}/w'],
+                                  ['configs/nope.py', 'No such file']),
+    'benchmark: missing config file': ('experiments.benchmark', ['--config=configs/nope.py'], ['configs/nope.py']),
+    'profile_step: missing config file': ('experiments.profile_step', ['--config=configs/nope.py'],
+                                          ['configs/nope.py']),
+    'scaling: missing config file': ('experiments.scaling', ['--config=configs/nope.py'], ['configs/nope.py']),
+    'scaling: a device count that is no number': ('experiments.scaling', ['--config=configs/test.py', '--devices=two'],
+                                                  ['--devices']),
+    'scaling: a strong batch that does not split': (
+        'experiments.scaling', ['--config=configs/test.py', '--mode=strong', '--devices=3'], ['batch_size=8', '[3]']),
+    'benchmark_data: unknown benchmark': ('experiments.benchmark_data', ['--what=nope'], ['--what', 'pipeline']),
+}
+
+
+@pytest.mark.parametrize('case', sorted(SHORTEST_MISTAKES))
+def test_shortest_mistaken_command_is_one_line(case, tmp_path):
+  module, args, names = SHORTEST_MISTAKES[case]
+  done = _run(module, *[a.format(tmp=tmp_path) for a in args], timeout=120)
+  _assert_user_error(done, *names)
+  assert not os.listdir(tmp_path)  # nothing written
 
 
 def test_face_parsing_over_a_binary_config_picks_its_own_best_metric(synthetic_data_dir):
@@ -331,7 +356,7 @@ def test_other_inputs_into_a_built_data_dir_are_refused(tmp_path):
 
 
 def test_duplicated_mapping_rows_are_named(tmp_path):
-  from tests.conftest import write_celebamask_tree
+  from tests.helpers import write_celebamask_tree
   write_celebamask_tree(str(tmp_path))
   mapping = tmp_path / celebamask_hq.MAPPING_FILE
   mapping.write_text(mapping.read_text() + '2000  162770  162771.jpg\n')
@@ -340,7 +365,7 @@ def test_duplicated_mapping_rows_are_named(tmp_path):
 
 
 def test_celebamask_corrupt_mask_is_named(tmp_path):
-  from tests.conftest import write_celebamask_tree
+  from tests.helpers import write_celebamask_tree
   write_celebamask_tree(str(tmp_path))
   bad = next((tmp_path / celebamask_hq.ANNO_DIR / '1').glob('*.png'))
   bad.write_bytes(bad.read_bytes()[:40])

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import difference_per_update, garble
-from tests.conftest import test_config_with as _test_cfg
+from tests.helpers import config_with as _test_cfg
+from tests.helpers import difference_per_update, garble
 from unet_flax import checkpoints, losses, steps, train
 from unet_flax import metrics as metrics_lib
 from unet_flax import model as model_lib
@@ -228,7 +228,7 @@ def resume_cfg(data_dir):
 _KILLED_RUN = """
 import os, signal, sys, time
 sys.path.insert(0, {repo!r})
-from tests.conftest import pmap_steps_with_hook
+from tests.helpers import pmap_steps_with_hook
 from tests.test_train import resume_cfg
 from unet_flax import train
 

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from unet_flax import exported, faces, pictures, predict, real_photos, steps
+from unet_flax import workdir as workdir_lib
 from unet_flax.errors import UserError
 
 FORMATS = tuple(exported.FILES)
@@ -196,7 +197,7 @@ def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np
 def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> dict:
   """What an app needs to run the file correctly, and where it came from."""
   config, size, k = predictor.config, predictor.image_size, predictor.num_classes
-  eval_path = os.path.join(workdir, 'eval_test.json')
+  eval_path = workdir_lib.eval_path(workdir, 'test')
   test_metrics = None
   if os.path.exists(eval_path):
     with open(eval_path) as f:

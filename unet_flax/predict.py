@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from unet_flax import checkpoints, steps
+from unet_flax import workdir as workdir_lib
 from unet_flax.data import parts as parts_lib
 
 
@@ -35,7 +36,7 @@ def load_image(path: str) -> Image.Image:
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, 'config.json')
+  path = workdir_lib.config_path(workdir)
   if not os.path.exists(path):
     raise checkpoints.CheckpointNotFoundError(
         f'{path} not found: --workdir must be a training run directory (e.g. runs/quick).')

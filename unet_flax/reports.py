@@ -25,13 +25,13 @@ def _load(path, default=None):
 
 
 def row(workdir: str) -> dict | None:
-  config = _load(os.path.join(workdir, 'config.json'))
+  config = _load(workdir_lib.config_path(workdir))
   if config is None:
     return None
-  provenance = (_load(os.path.join(workdir, 'provenance.json')) or [{}])[-1]
+  provenance = (_load(workdir_lib.provenance_path(workdir)) or [{}])[-1]
   metrics = workdir_lib.read_metrics(workdir)
   summaries = [m for m in metrics if m['split'] == 'summary']
-  test = _load(os.path.join(workdir, 'eval_test.json'), {})
+  test = _load(workdir_lib.eval_path(workdir, 'test'), {})
   fmt = lambda key: f'{test[key]:.4f}' if key in test else '-'
   devices = provenance.get('devices', [])
   command = provenance.get('command', '')

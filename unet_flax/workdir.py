@@ -27,6 +27,39 @@ import jax
 from unet_flax import locks
 from unet_flax.errors import UserError
 
+# The files a run folder holds. Only this module spells their names: every other module and tool
+# asks for a path here, so a rename cannot leave a reader looking for the old name.
+CONFIG_FILE = 'config.json'
+EXPERIMENT_FILE = 'experiment.json'
+PROVENANCE_FILE = 'provenance.json'
+METRICS_FILE = 'metrics.jsonl'
+
+
+def config_path(workdir: str) -> str:
+  """The config of the latest start, rewritten on every start (resumes included)."""
+  return os.path.join(workdir, CONFIG_FILE)
+
+
+def provenance_path(workdir: str) -> str:
+  """One entry per start: command, commit, versions, devices, dataset."""
+  return os.path.join(workdir, PROVENANCE_FILE)
+
+
+def metrics_path(workdir: str) -> str:
+  """One JSON row per logged step and split."""
+  return os.path.join(workdir, METRICS_FILE)
+
+
+def eval_path(workdir: str, split: str) -> str:
+  """The metrics `--mode=eval` wrote for a split."""
+  return os.path.join(workdir, f'eval_{split}.json')
+
+
+def eval_classes_path(workdir: str, split: str) -> str:
+  """Face parsing: the per-class table beside eval_path."""
+  return os.path.join(workdir, f'eval_{split}_classes.md')
+
+
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'clu', 'grain', 'tensorflow-datasets', 'tensorboardX',
             'ml-collections', 'numpy', 'pillow')
 
@@ -71,7 +104,6 @@ def provenance(builder=None) -> dict:
 RESUMABLE_FIELDS = ('num_epochs', 'num_train_steps', 'log_every_steps', 'eval_every_steps',
                     'checkpoint_every_steps', 'keep_checkpoints', 'eval_batch_size',
                     'dataset.data_dir', 'dataset.manual_dir')
-EXPERIMENT_FILE = 'experiment.json'
 
 
 class WorkdirMismatchError(UserError):
@@ -118,7 +150,7 @@ def check_same_experiment(workdir: str, config, dataset: dict, has_checkpoints: 
   if not has_checkpoints:
     return {}
   if not os.path.exists(path):  # a workdir from before experiment.json: its config.json
-    path = os.path.join(workdir, 'config.json')
+    path = config_path(workdir)
     if not os.path.exists(path):
       return {}
     recorded = {'config': _read_json(path), 'dataset': dataset}
@@ -146,10 +178,10 @@ def record_start(workdir: str, config, dataset: dict, changes: dict | None = Non
   if jax.process_index() != 0:
     return
   os.makedirs(workdir, exist_ok=True)
-  _write_json(os.path.join(workdir, 'config.json'), config_dict(config))
+  _write_json(config_path(workdir), config_dict(config))
   if _no_checkpoints(workdir) or not os.path.exists(os.path.join(workdir, EXPERIMENT_FILE)):
     _write_json(os.path.join(workdir, EXPERIMENT_FILE), {'config': config_dict(config), 'dataset': dataset})
-  path = os.path.join(workdir, 'provenance.json')
+  path = provenance_path(workdir)
   history = _read_json(path) if os.path.exists(path) else []
   entry = provenance(builder)
   if changes:
@@ -202,7 +234,7 @@ def read_metrics(workdir: str) -> list[dict]:
   """metrics.jsonl rows in step order; a torn or corrupt line (a run killed mid-write) is skipped
   with a warning naming the file and line. Rows a killed run wrote after its last checkpoint
   are written again by the resumed run: the later row of a (split, step) wins."""
-  path = os.path.join(workdir, 'metrics.jsonl')
+  path = metrics_path(workdir)
   if not os.path.exists(path):
     return []
   rows = []
@@ -233,7 +265,7 @@ class MetricWriter:
 
   def __init__(self, workdir: str):
     self._active = jax.process_index() == 0
-    self._path = os.path.join(workdir, 'metrics.jsonl')
+    self._path = metrics_path(workdir)
     self._tb = None
     if self._active:
       os.makedirs(workdir, exist_ok=True)

@@ -1,0 +1,40 @@
+"""The run folder has one owner: the names of its files are spelled in unet_flax/workdir.py only."""
+
+import ast
+import os
+import re
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OWNER = os.path.join('unet_flax', 'workdir.py')
+RUN_FOLDER_FILES = re.compile(r'config\.json|experiment\.json|provenance\.json|metrics\.jsonl|eval_[^\'"\s]*\.json')
+
+
+def _docstrings(tree) -> set[int]:
+  nodes = [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+  return {id(n.body[0].value) for n in nodes
+          if n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+
+
+def _literals_naming_run_files(path: str) -> list[str]:
+  with open(path) as f:
+    source = f.read()
+  tree = ast.parse(source)
+  docstrings = _docstrings(tree)
+  found = []
+  for node in ast.walk(tree):
+    is_string = isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str))
+    if is_string and id(node) not in docstrings:  # docstrings may name the files: they are read, not run
+      segment = ast.get_source_segment(source, node) or ''
+      if RUN_FOLDER_FILES.search(segment):
+        found.append(f'{os.path.relpath(path, REPO)}:{node.lineno}: {segment}')
+  return found
+
+
+def test_run_folder_file_names_are_spelled_in_workdir_py_only():
+  found = []
+  for package in ('unet_flax', 'experiments'):
+    for folder, _, files in os.walk(os.path.join(REPO, package)):
+      found += [hit for name in files if name.endswith('.py')
+                for hit in _literals_naming_run_files(os.path.join(folder, name))]
+  assert found, 'the check found nothing, not even in workdir.py'
+  assert all(hit.startswith(OWNER + ':') for hit in found), [h for h in found if not h.startswith(OWNER + ':')]
