@@ -10,6 +10,7 @@ Anything else is a bug and keeps its full traceback. Libraries log warnings and 
 from __future__ import annotations
 
 import errno
+import os
 import sys
 
 from absl import app, flags, logging
@@ -54,6 +55,18 @@ def _load_config_files() -> None:
       getattr(flag.value, 'keys', None)
 
 
+def _config_files(argv) -> list[str]:
+  """The files named by config-file flags on the command line (`--config=PATH[:ARG]`)."""
+  files = []
+  for i, arg in enumerate(argv[1:], 1):
+    name, eq, value = arg.lstrip('-').partition('=')
+    if not eq and i + 1 < len(argv):
+      value = argv[i + 1]
+    if value and name in flags.FLAGS and config_flags.is_config_flag(flags.FLAGS[name]):
+      files.append(value.split(':')[0])
+  return files
+
+
 def _parse_flags(argv):
   """absl's flag parsing, with every failure (ml_collections' override and config file errors
   included) as one line that names the flag."""
@@ -66,7 +79,14 @@ def _parse_flags(argv):
   except (AttributeError, KeyError, OSError, TypeError, ValueError, ImportError) as e:
     # ml_collections raises these while loading --config or applying --config.X=...
     cause = e.__cause__ or e
+    missing = [p for p in _config_files(argv) if not os.path.isfile(p)]
+    if missing:
+      fail(f'no config file {missing[0]} (looked from {os.getcwd()}): give the path of one of the repository\'s '
+           f'configs, e.g. --config=configs/quick.py from the repository\'s root')
     bad = [a for a in argv[1:] if a.startswith('--config')]
+    if cause.args and isinstance(cause.args[0], KeyError):  # ml_collections: a field the config lacks
+      fail(f'bad --config flag ({" ".join(bad)}): the config has no field {_one_line(cause)} '
+           f'(the fields are in configs/base.py)')
     fail(f'bad --config flag ({" ".join(bad) or "--config"}): {_one_line(cause)}')
 
 

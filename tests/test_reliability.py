@@ -72,7 +72,7 @@ def test_cli_mistake_is_one_line_and_writes_nothing(case, tmp_path, synthetic_da
 # that could make it fail earlier down another path.
 SHORTEST_MISTAKES = {
     'main: missing config file': ('experiments.main', ['--config=configs/nope.py', '--workdir={tmp}/w'],
-                                  ['configs/nope.py', 'No such file']),
+                                  ['configs/nope.py', 'no config file']),
     'benchmark: missing config file': ('experiments.benchmark', ['--config=configs/nope.py'], ['configs/nope.py']),
     'profile_step: missing config file': ('experiments.profile_step', ['--config=configs/nope.py'],
                                           ['configs/nope.py']),
