@@ -4,6 +4,11 @@ import ast
 import os
 import re
 
+import pytest
+
+from unet_flax import workdir
+from unet_flax.errors import UserError
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OWNER = os.path.join('unet_flax', 'workdir.py')
 RUN_FOLDER_FILES = re.compile(r'config\.json|experiment\.json|provenance\.json|metrics\.jsonl|eval_[^\'"\s]*\.json')
@@ -38,3 +43,15 @@ def test_run_folder_file_names_are_spelled_in_workdir_py_only():
                 for hit in _literals_naming_run_files(os.path.join(folder, name))]
   assert found, 'the check found nothing, not even in workdir.py'
   assert all(hit.startswith(OWNER + ':') for hit in found), [h for h in found if not h.startswith(OWNER + ':')]
+
+
+def test_one_json_reader_missing_gives_the_default_and_corrupt_is_strict_or_a_warning(tmp_path, caplog):
+  assert workdir.read_json(str(tmp_path / 'absent.json'), []) == []
+  (tmp_path / 'good.json').write_text('{"a": 1}')
+  assert workdir.read_json(str(tmp_path / 'good.json')) == {'a': 1}
+  torn = tmp_path / 'torn.json'
+  torn.write_text('{"a": ')
+  with pytest.raises(UserError, match='torn.json is not valid JSON'):
+    workdir.read_json(str(torn))
+  assert workdir.read_json(str(torn), {}, strict=False) == {}
+  assert 'torn.json is not valid JSON' in caplog.text

@@ -197,11 +197,7 @@ def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np
 def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> dict:
   """What an app needs to run the file correctly, and where it came from."""
   config, size, k = predictor.config, predictor.image_size, predictor.num_classes
-  eval_path = workdir_lib.eval_path(workdir, 'test')
-  test_metrics = None
-  if os.path.exists(eval_path):
-    with open(eval_path) as f:
-      test_metrics = json.load(f)
+  test_metrics = workdir_lib.read_json(workdir_lib.eval_path(workdir, 'test'))
   binary = k == 1
   synthetic = config.dataset.config.startswith('synthetic')
   return {

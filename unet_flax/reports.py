@@ -3,8 +3,6 @@ test metrics), read from the files a workdir records."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 
 from unet_flax import workdir as workdir_lib
@@ -14,14 +12,8 @@ COLUMNS = ('workdir', 'config', 'target', 'steps', 'wall time', 'devices', 'test
 
 
 def _load(path, default=None):
-  if not os.path.exists(path):
-    return default
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except json.JSONDecodeError as e:
-    logging.warning('%s is not valid JSON (%s); its columns are left empty.', path, e)
-    return default
+  # A report shows what is there: a broken file leaves its columns empty (with a warning).
+  return workdir_lib.read_json(path, default, strict=False)
 
 
 def row(workdir: str) -> dict | None:

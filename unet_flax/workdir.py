@@ -134,11 +134,22 @@ def differences(old: dict, new: dict) -> dict[str, tuple]:
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
-def _read_json(path: str):
+def read_json(path: str, default=None, *, strict: bool = True):
+  """The JSON value a run folder's file holds, or `default` when there is no such file.
+
+  A file that is not valid JSON (a crash mid-write before writes were atomic, a hand edit) raises
+  a UserError that says what to do: training and eval must not guess. With strict=False, for a
+  reader that only shows what is there (reports), it is a warning and `default` instead, so one
+  broken run folder does not stop a table of many."""
+  if not os.path.exists(path):
+    return default
   try:
     with open(path) as f:
       return json.load(f)
   except json.JSONDecodeError as e:
+    if not strict:
+      logging.warning('%s is not valid JSON (%s); left out.', path, e)
+      return default
     raise UserError(f'{path} is not valid JSON ({e}); restore it from a backup or start a fresh '
                     f'--workdir.') from None
 
@@ -153,9 +164,9 @@ def check_same_experiment(workdir: str, config, dataset: dict, has_checkpoints: 
     path = config_path(workdir)
     if not os.path.exists(path):
       return {}
-    recorded = {'config': _read_json(path), 'dataset': dataset}
+    recorded = {'config': read_json(path), 'dataset': dataset}
   else:
-    recorded = _read_json(path)
+    recorded = read_json(path)
   # A field the recorded config lacks was added to the code since: not compared.
   recorded_fields = _flat(recorded['config'])
   changed = {k: v for k, v in differences(recorded['config'], config_dict(config)).items()
@@ -182,7 +193,7 @@ def record_start(workdir: str, config, dataset: dict, changes: dict | None = Non
   if _no_checkpoints(workdir) or not os.path.exists(os.path.join(workdir, EXPERIMENT_FILE)):
     _write_json(os.path.join(workdir, EXPERIMENT_FILE), {'config': config_dict(config), 'dataset': dataset})
   path = provenance_path(workdir)
-  history = _read_json(path) if os.path.exists(path) else []
+  history = read_json(path, [])
   entry = provenance(builder)
   if changes:
     entry['changed_since_first_start'] = {k: {'was': a, 'now': b} for k, (a, b) in changes.items()}
