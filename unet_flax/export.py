@@ -21,7 +21,6 @@ delegate: 39 ms against 2.7 ms per 128x128 image here, so fixed batch 1 is the d
 from __future__ import annotations
 
 import datetime
-import importlib.metadata
 import json
 import os
 import shutil
@@ -222,7 +221,7 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
                  'synthetic_data': synthetic,
                  **({'real_photos': real_photos.summary(config.target)} if synthetic else {})},
       'parity': parity,
-      'exported_with': {name: _version(name) for name in VERSIONED},
+      'exported_with': workdir_lib.package_versions(VERSIONED),
       'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
   }
 
@@ -240,13 +239,6 @@ def _sha256(path: str) -> str:
     for block in iter(lambda: f.read(1 << 20), b''):
       digest.update(block)
   return digest.hexdigest()
-
-
-def _version(name):
-  try:
-    return importlib.metadata.version(name)
-  except importlib.metadata.PackageNotFoundError:
-    return None
 
 
 def _fresh_output(output_dir: str) -> None:

@@ -73,13 +73,18 @@ def _git(*args) -> str | None:
     return None
 
 
-def provenance(builder=None) -> dict:
+def package_versions(names) -> dict[str, str | None]:
+  """name -> installed version, None for a package that is not installed (an optional one)."""
   versions = {}
-  for name in PACKAGES:
+  for name in names:
     try:
       versions[name] = metadata.version(name)
     except metadata.PackageNotFoundError:
       versions[name] = None
+  return versions
+
+
+def provenance(builder=None) -> dict:
   status = _git('status', '--porcelain', '--untracked-files=no')
   info = {
       'time': datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -87,7 +92,7 @@ def provenance(builder=None) -> dict:
       'git_commit': _git('rev-parse', 'HEAD'),
       'git_dirty': None if status is None else bool(status),
       'python': platform.python_version(),
-      'packages': versions,
+      'packages': package_versions(PACKAGES),
       'process_count': jax.process_count(),
       'devices': [str(d) for d in jax.devices()],
       'device_kind': jax.devices()[0].device_kind,
