@@ -24,8 +24,9 @@ import numpy as np
 from absl import flags
 
 from experiments import cli
+from unet_flax.runtime import CACHE_DIR
 
-DEFAULT_MODEL = os.path.join(os.path.expanduser('~'), '.cache', 'unet_flax', 'face_landmarker.task')
+DEFAULT_MODEL = os.path.join(CACHE_DIR, 'face_landmarker.task')
 MODEL_PAGE = 'https://ai.google.dev/edge/mediapipe/solutions/vision/face_landmarker'
 flags.DEFINE_string('input', None, 'A folder of face photos (any format Pillow reads).')
 flags.DEFINE_string('output', None, 'Where to write train/, val/ and test/.')

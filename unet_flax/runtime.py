@@ -23,7 +23,10 @@ import os
 
 from unet_flax.errors import ConfigError
 
-CACHE_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'unet_flax', 'jax_cache')
+# What the project keeps between runs (compiled programs, the measured matmul peak, downloaded-by-hand
+# models) lives under one folder.
+CACHE_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'unet_flax')
+JAX_CACHE_DIR = os.path.join(CACHE_DIR, 'jax_cache')
 _DEVICE_COUNT_FLAG = '--xla_force_host_platform_device_count'
 # How long one host waits for the others, wherever they meet. Hosts that start, prepare the
 # dataset or finish compiling minutes apart (a loaded machine, a real cluster) must still
@@ -90,7 +93,7 @@ def configure(batch_sizes=(), processes: int = 1) -> None:
     os.environ['XLA_FLAGS'] = flags.strip()
   import jax
   if not jax.config.jax_compilation_cache_dir:
-    jax.config.update('jax_compilation_cache_dir', os.environ.get('JAX_COMPILATION_CACHE_DIR', CACHE_DIR))
+    jax.config.update('jax_compilation_cache_dir', os.environ.get('JAX_COMPILATION_CACHE_DIR', JAX_CACHE_DIR))
 
 
 def start_distributed(coordinator_address=None, num_processes=None, process_id=None) -> None:

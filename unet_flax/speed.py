@@ -9,7 +9,7 @@ import os
 import resource
 import time
 
-CACHE_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'unet_flax')
+from unet_flax.runtime import CACHE_DIR
 
 
 def time_calls(fn, repeats: int, warmup: int = 0) -> list[float]:
