@@ -92,19 +92,16 @@ def make_peer(config):
 def main(argv):
   del argv
   want_peer = peer_wanted(FLAGS.peer)
-  from unet_flax import runtime
-  from unet_flax.speed import OurStep, matmul_peak_tflops, peak_memory_bytes
+  from unet_flax.speed import compile_step, matmul_peak_tflops, peak_memory_bytes
   config = FLAGS.config
-  runtime.configure((config.batch_size,))
+  ours = compile_step(config, FLAGS.input_size)
   import jax
 
-  input_size = FLAGS.input_size or config.model.image_size
-  ours = OurStep(config, input_size)
   device = jax.local_devices()[0]
   params = sum(x.size for x in jax.tree.leaves(ours.state.params))
   print(f'{device.device_kind} x{ours.devices}, jax {jax.__version__}, model.dtype={config.model.dtype}, '
         f'{params:,} parameters, batch {ours.batch_size} at {config.model.image_size}px '
-        f'(input {input_size}px), compiled in {ours.compile_seconds:.1f} s', flush=True)
+        f'(input {ours.input_size}px), compiled in {ours.compile_seconds:.1f} s', flush=True)
   peers = make_peer(config) if want_peer else []
   if peers:
     from experiments.peers import torch_unet
@@ -135,7 +132,7 @@ def main(argv):
       'flops_per_step': ours.flops_per_step, 'gflop_per_image': ours.flops_per_step / ours.batch_size / 1e9,
       'device': device.platform, 'device_kind': device.device_kind, 'devices': ours.devices,
       'dtype': dtype, 'jax_version': jax.__version__, 'batch_size': ours.batch_size,
-      'image_size': config.model.image_size, 'input_size': input_size, 'parameters': params,
+      'image_size': config.model.image_size, 'input_size': ours.input_size, 'parameters': params,
       'augment': bool(config.augment.enabled), 'compile_seconds': ours.compile_seconds,
       'peak_memory_bytes': memory, 'peak_memory_kind': memory_kind,
       'xla_flags': os.environ.get('XLA_FLAGS', ''),

@@ -55,13 +55,10 @@ def main(argv):
   import os
   import shutil
 
-  from unet_flax import runtime
-  config = FLAGS.config
-  runtime.configure((config.batch_size,))
+  from unet_flax.speed import compile_step
+  ours = compile_step(FLAGS.config, FLAGS.input_size)
   import jax
 
-  from unet_flax.speed import OurStep
-  ours = OurStep(config, FLAGS.input_size or config.model.image_size)
   ours.time_steps(3)
   shutil.rmtree(FLAGS.trace_dir, ignore_errors=True)
   with jax.profiler.trace(FLAGS.trace_dir):

@@ -82,6 +82,7 @@ class OurStep:
     self.devices = jax.local_device_count()
     runtime.check_batch_divisible('batch_size', config.batch_size, self.devices)
     self.batch_size = config.batch_size
+    self.input_size = input_size
     rng = np.random.default_rng(0)
     shape = (self.devices, config.batch_size // self.devices, input_size, input_size)
     to_devices = jax.pmap(lambda x: x)
@@ -104,3 +105,12 @@ class OurStep:
 
   def time_steps(self, n: int) -> list[float]:
     return time_calls(lambda: self.run()['loss'].block_until_ready(), n)
+
+
+def compile_step(config, input_size: int = 0) -> OurStep:
+  """The set-up the benchmark and the profiler share: this process's devices and compilation cache
+  for config's batch (`runtime.configure`, so call it before any other JAX computation), then
+  config's train step compiled for batches of side `input_size` (0: the model's input size)."""
+  from unet_flax import runtime
+  runtime.configure((config.batch_size,))
+  return OurStep(config, input_size or config.model.image_size)
