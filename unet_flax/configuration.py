@@ -94,8 +94,8 @@ def validate(config, devices: int, hosts: int = 1) -> None:
     if problem:
       problems.append(problem)
   classes = parts_lib.num_classes(config.target)
-  if config.model.kind not in steps.MODEL_KINDS:
-    problems.append(f'config.model.kind={config.model.kind!r}: use one of {list(steps.MODEL_KINDS)}')
+  if config.model.kind not in steps.KINDS:
+    problems.append(f'config.model.kind={config.model.kind!r}: use one of {list(steps.KINDS)}')
   elif config.model.kind == 'pix2pix' and classes > 1:
     problems.append(f'config.model.kind=pix2pix makes one binary mask; config.target={config.target!r} '
                     f'has {classes} classes')

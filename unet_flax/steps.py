@@ -16,7 +16,7 @@ has only JAX.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import flax
 import jax
@@ -44,9 +44,6 @@ class GanState(flax.struct.PyTreeNode):
   @property
   def step(self):
     return self.generator.step
-
-
-MODEL_KINDS = ('unet', 'pix2pix')
 
 
 def make_optimizer(opt_cfg, total_steps: int) -> optax.GradientTransformation:
@@ -81,13 +78,16 @@ def create_train_state(rng, model, image_size: int, tx) -> TrainState:
 
 def create_state(rng, config, num_classes: int, total_steps: int) -> TrainState | GanState:
   """The initial state for config.model.kind: a TrainState, or a GanState for pix2pix."""
-  kind = config.model.get('kind', 'unet')
-  if kind not in MODEL_KINDS:
-    raise ConfigError(f'config.model.kind={kind!r}: use one of {list(MODEL_KINDS)}.')
-  generator = create_train_state(rng, model_lib.from_config(config.model, num_classes),
-                                 config.model.image_size, make_optimizer(config.optimizer, total_steps))
-  if kind == 'unet':
-    return generator
+  return _kind(config).init(rng, config, num_classes, total_steps)
+
+
+def _unet_state(rng, config, num_classes: int, total_steps: int) -> TrainState:
+  return create_train_state(rng, model_lib.from_config(config.model, num_classes), config.model.image_size,
+                            make_optimizer(config.optimizer, total_steps))
+
+
+def _gan_state(rng, config, num_classes: int, total_steps: int) -> GanState:
+  generator = _unet_state(rng, config, num_classes, total_steps)
   size = config.model.image_size
   disc = model_lib.PatchDiscriminator(config.gan.disc_features)
   variables = jax.jit(disc.init)(jax.random.fold_in(rng, 1), jnp.zeros((1, size, size, 3)),
@@ -148,7 +148,7 @@ def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, a
   return new_state, step_metrics, {'grad_norm': grad_norm, 'finite': finite, 'loss': loss}
 
 
-def gan_train_step(state: GanState, batch, *, loss_fn, config, mirror_label_map, axis_name=AXIS):
+def gan_train_step(state: GanState, batch, *, config, mirror_label_map, axis_name=AXIS):
   """One pix2pix step: the discriminator, then the generator against the updated discriminator.
 
   Discriminator: BCE on (image, real mask) towards 1 and (image, generated mask) towards 0,
@@ -156,10 +156,9 @@ def gan_train_step(state: GanState, batch, *, loss_fn, config, mirror_label_map,
   generated mask is the U-Net's logits through sigmoid (in [0, 1]) or tanh (in [-1, 1],
   with image and real mask mapped there too); either way its threshold is logits > 0, so
   evaluation is the U-Net's. Same guarantees as `train_step`: global-batch losses,
-  per-example keys, and a non-finite step rolled back whole. `loss_fn` is unused: the
-  logged loss is the generator's.
+  per-example keys, and a non-finite step rolled back whole. It has its own losses (no
+  config.loss): the logged loss is the generator's.
   """
-  del loss_fn
   step_key = jax.random.fold_in(jax.random.key(config.seed), state.step)
   aug_key, dropout_key = jax.random.split(step_key)
   images, labels = augment.resize(batch['image'], batch['label'], config.model.image_size)
@@ -208,6 +207,26 @@ def gan_train_step(state: GanState, batch, *, loss_fn, config, mirror_label_map,
                                    'd_loss': d_loss, 'g_adversarial': g_adv, 'g_l1': g_l1}
 
 
+class _Kind(NamedTuple):
+  init: Callable  # (rng, config, num_classes, total_steps) -> the initial state
+  train_step: Callable  # loss_fn -> the per-device train step (state, batch, *, config, ...)
+
+
+# Every difference between the kinds of model is here: the loop, checkpoints, evaluation and
+# prediction take whatever state `init` makes (`inference_state` finds its mask network).
+KINDS = {
+    'unet': _Kind(_unet_state, lambda loss_fn: functools.partial(train_step, loss_fn=loss_fn)),
+    'pix2pix': _Kind(_gan_state, lambda loss_fn: gan_train_step),
+}
+
+
+def _kind(config) -> _Kind:
+  kind = config.model.get('kind', 'unet')
+  if kind not in KINDS:
+    raise ConfigError(f'config.model.kind={kind!r}: use one of {list(KINDS)}.')
+  return KINDS[kind]
+
+
 def _all_finite(tree) -> jax.Array:
   leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.bool_(True)
@@ -250,8 +269,8 @@ def predict_step(state: TrainState, images, *, image_size):
 def pmap_steps(loss_fn, config, mirror_label_map):
   """Train and eval steps pmapped over local devices. The state is passed and returned
   replicated (in_axes/out_axes None) and donated to the train step."""
-  step = gan_train_step if config.model.get('kind', 'unet') == 'pix2pix' else train_step
-  train = jax.pmap(functools.partial(step, loss_fn=loss_fn, config=config,
+  step = _kind(config).train_step(loss_fn)
+  train = jax.pmap(functools.partial(step, config=config,
                                      mirror_label_map=jnp.asarray(mirror_label_map)),
                    axis_name=AXIS, in_axes=(None, 0), out_axes=(None, None, None),
                    # Across processes, pmap hands the donated replicated state back as the
