@@ -1,6 +1,7 @@
 """The run folder has one owner: the names of its files are spelled in unet_flax/workdir.py only."""
 
 import ast
+import json
 import os
 import re
 
@@ -55,3 +56,20 @@ def test_one_json_reader_missing_gives_the_default_and_corrupt_is_strict_or_a_wa
     workdir.read_json(str(torn))
   assert workdir.read_json(str(torn), {}, strict=False) == {}
   assert 'torn.json is not valid JSON' in caplog.text
+
+
+def test_an_older_recorded_config_loads_with_todays_defaults(tmp_path):
+  """A config.json written before painting_order, model.kind, optimizer.beta1, loss.pos_weight and
+  loss.focal_* existed loads with each at the default that reproduces how that run trained."""
+  from configs import base
+  from unet_flax import predict
+  recorded = workdir.config_dict(base.get_config())
+  del recorded['painting_order'], recorded['model']['kind'], recorded['optimizer']['beta1']
+  for field in ('pos_weight', 'focal_gamma', 'focal_alpha'):
+    del recorded['loss'][field]
+  recorded['target'], recorded['model']['image_size'] = 'lips', 64
+  (tmp_path / workdir.CONFIG_FILE).write_text(json.dumps(recorded))
+  config = predict.load_config(str(tmp_path))
+  assert tuple(config.painting_order) == () and config.model.kind == 'unet' and config.optimizer.beta1 == 0.9
+  assert (config.loss.pos_weight, config.loss.focal_gamma, config.loss.focal_alpha) == (1.0, 2.0, 0.25)
+  assert config.target == 'lips' and config.model.image_size == 64  # what the run recorded is kept

@@ -2,12 +2,15 @@
 
 `validate` reports every bad field at once (types, ranges, names, batch sizes that do
 not split over the devices, a `best_metric` the target does not report) as one
-`ConfigError`, and fills `best_metric` from the target when it is empty.
+`ConfigError`, and fills `best_metric` from the target when it is empty. `upgrade` turns the
+config a run recorded (config.json, or an exported model's card) into a whole config of today.
 """
 
 from __future__ import annotations
 
 import math
+
+import ml_collections
 
 from unet_flax import appearance, losses, steps
 from unet_flax import metrics as metrics_lib
@@ -15,6 +18,23 @@ from unet_flax import model as model_lib
 from unet_flax.data import parts as parts_lib
 from unet_flax.errors import ConfigError
 from unet_flax.runtime import batch_divisibility_problem
+
+
+def upgrade(recorded: dict) -> ml_collections.ConfigDict:
+  """A recorded config with every field added to `configs/base.py` since it was written, at its
+  default there: a field arrives with the old behaviour as its default (painting_order (), model.kind
+  'unet', optimizer.beta1 0.9, loss.pos_weight 1, loss.focal_*), so an old run reads as it trained.
+  Done once, on load, so code reads every field directly, for old runs as for new."""
+  from configs import base  # configs/ imports nothing of ours: no cycle, and it is installed with us
+
+  def merged(defaults: dict, values: dict) -> dict:
+    out = dict(defaults)
+    for key, value in values.items():
+      both_dicts = isinstance(value, dict) and isinstance(defaults.get(key), dict)
+      out[key] = merged(defaults[key], value) if both_dicts else value
+    return out
+
+  return ml_collections.ConfigDict(merged(base.get_config().to_dict(), recorded))
 
 
 def _number_problems(config) -> list[str]:

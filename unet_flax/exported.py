@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 
-import ml_collections
 import numpy as np
 
-from unet_flax import predict
+from unet_flax import configuration, predict
 from unet_flax.errors import UserError
 
 MODEL_CARD = 'model_card.json'
@@ -143,7 +142,7 @@ class ExportedPredictor(predict.MaskPredictor):
     self.num_classes = self.card['output']['shape'][-1]
     self.output = self.card['output']['kind']
     self.step = self.card['source']['checkpoint_step']
-    self.config = ml_collections.ConfigDict(self.card['source']['config'])
+    self.config = configuration.upgrade(self.card['source']['config'])
 
   def scores(self, images: np.ndarray) -> np.ndarray:
     return self.model(images)

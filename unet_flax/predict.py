@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax
@@ -11,7 +10,7 @@ import ml_collections
 import numpy as np
 from PIL import Image, ImageOps
 
-from unet_flax import checkpoints, steps
+from unet_flax import checkpoints, configuration, steps
 from unet_flax import workdir as workdir_lib
 from unet_flax.data import parts as parts_lib
 
@@ -36,12 +35,12 @@ def load_image(path: str) -> Image.Image:
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a workdir recorded, upgraded to every field of today's configs."""
   path = workdir_lib.config_path(workdir)
   if not os.path.exists(path):
     raise checkpoints.CheckpointNotFoundError(
         f'{path} not found: --workdir must be a training run directory (e.g. runs/quick).')
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return configuration.upgrade(workdir_lib.read_json(path))
 
 
 def model_input(pil_images: list[Image.Image], size: int) -> np.ndarray:
