@@ -31,7 +31,7 @@ def test_config_builds_and_traces(name):
   cfg = module.get_config()
   assert cfg.dataset.config in {c.name for c in Builder.BUILDER_CONFIGS}
   part_names = parts_lib.dataset_parts(cfg.dataset.config)
-  target = parts_lib.TargetMaker(cfg.target, part_names, cfg.painting_order or None)
+  target = parts_lib.TargetMaker.from_config(cfg, part_names)
   model = model_lib.from_config(cfg.model, target.num_classes)
   loss_fn = losses.make_loss(cfg.loss)
   tx = steps.make_optimizer(cfg.optimizer, 1000)

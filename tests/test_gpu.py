@@ -61,7 +61,7 @@ def _config(kind):
 @pytest.mark.parametrize('kind', ['unet', 'pix2pix'])
 def test_train_eval_and_predict_steps_lower_for_cuda_without_cpu_only_calls(kind):
   cfg = _config(kind)
-  target = parts_lib.TargetMaker(cfg.target, parts_lib.dataset_parts(cfg.dataset.config))
+  target = parts_lib.TargetMaker.from_config(cfg, parts_lib.dataset_parts(cfg.dataset.config))
   # Shapes only: the state is never materialised, so nothing compiles.
   state = jax.eval_shape(lambda: steps.create_state(jax.random.key(cfg.seed), cfg, target.num_classes, 100))
   p_train, p_eval = steps.pmap_steps(losses.make_loss(cfg.loss), cfg, target.mirror_label_map)

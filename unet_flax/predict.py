@@ -114,7 +114,7 @@ def test_examples(config, count: int) -> tuple[np.ndarray, np.ndarray]:
   from unet_flax.data import dataset as dataset_lib
   from unet_flax.data import pipeline
   split = pipeline.open_split(dataset_lib.make_builder(config.dataset), 'test')
-  target = parts_lib.TargetMaker(config.target, split.part_names, config.get('painting_order') or None)
+  target = parts_lib.TargetMaker.from_config(config, split.part_names)
   return pipeline.examples_at_model_size(split, target, count, config.model.image_size)
 
 

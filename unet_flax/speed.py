@@ -74,7 +74,7 @@ class OurStep:
     from unet_flax.data import parts as parts_lib
 
     part_names = parts_lib.dataset_parts(config.dataset.config)
-    target = parts_lib.TargetMaker(config.target, part_names, config.get('painting_order') or None)
+    target = parts_lib.TargetMaker.from_config(config, part_names)
     model = model_lib.from_config(config.model, target.num_classes)
     self.state = steps.create_train_state(jax.random.key(config.seed), model, config.model.image_size,
                                           steps.make_optimizer(config.optimizer, 1000))

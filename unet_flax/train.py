@@ -85,7 +85,7 @@ class Experiment:
     self.builder = dataset_lib.prepare_once(config.dataset)
     self.train_split = pipeline.open_split(self.builder, 'train')
     part_names = self.train_split.part_names
-    self.target = parts_lib.TargetMaker(config.target, part_names, config.get('painting_order') or None)
+    self.target = parts_lib.TargetMaker.from_config(config, part_names)
     if config.augment.enabled and config.augment.hflip and not getattr(self.target, 'flip_safe', True):
       raise parts_lib.TargetError(
           f'config.target={config.target!r} is not left/right symmetric, so a horizontal flip would '

@@ -94,6 +94,11 @@ class TargetMaker:
   identity for symmetric binary targets, the l/r class swap for face parsing.
   """
 
+  @classmethod
+  def from_config(cls, config, part_names: Sequence[str]) -> TargetMaker:
+    """The target an experiment config trains on, for a dataset with these parts."""
+    return cls(config.target, part_names, config.painting_order)
+
   def __init__(self, target: str, part_names: Sequence[str],
                painting_order: Sequence[str] | None = None):
     self.target = target
