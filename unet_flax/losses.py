@@ -127,8 +127,8 @@ def make_loss(loss_cfg):
   (face parsing: class-balanced cross entropy plus soft Dice).
 
   The result is called as loss(logits, labels, weights, axis_name=None)."""
-  name, pos_weight = loss_cfg.name, loss_cfg.get('pos_weight', 1.0)
-  gamma, alpha = loss_cfg.get('focal_gamma', 2.0), loss_cfg.get('focal_alpha', 0.25)
+  name, pos_weight = loss_cfg.name, loss_cfg.pos_weight
+  gamma, alpha = loss_cfg.focal_gamma, loss_cfg.focal_alpha
   losses = {
       'bce': lambda l, y, w, axis_name=None: bce(l, y, w, pos_weight, axis_name),
       'cross_entropy': lambda l, y, w, axis_name=None: cross_entropy(l, y, w, pos_weight, axis_name),

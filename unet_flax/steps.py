@@ -55,7 +55,7 @@ def make_optimizer(opt_cfg, total_steps: int) -> optax.GradientTransformation:
     schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, warmup + 1))
   else:
     raise ConfigError(f'config.optimizer.schedule={opt_cfg.schedule!r}: use constant or warmup_cosine.')
-  b1 = opt_cfg.get('beta1', 0.9)
+  b1 = opt_cfg.beta1
   makers = {
       'adam': lambda: optax.adam(schedule, b1=b1),
       'adamw': lambda: optax.adamw(schedule, b1=b1, weight_decay=opt_cfg.weight_decay),
@@ -221,7 +221,7 @@ KINDS = {
 
 
 def _kind(config) -> _Kind:
-  kind = config.model.get('kind', 'unet')
+  kind = config.model.kind
   if kind not in KINDS:
     raise ConfigError(f'config.model.kind={kind!r}: use one of {list(KINDS)}.')
   return KINDS[kind]
