@@ -110,6 +110,7 @@ CONFIG_MISTAKES = {  # each also reaches the command line as one `error:` line, 
     'unknown model kind': ({'model.kind': 'vit'}, "model.kind='vit'"),
     'dropout out of range': ({'model.dropout': 1.5}, 'model.dropout=1.5'),
     'image size not a multiple of 2**depth': ({'model.image_size': 60}, 'model.image_size=60'),
+    'one eye under flips': ({'target': 'l_eye'}, "target='l_eye' is not left/right symmetric"),
 }
 
 

@@ -106,6 +106,19 @@ def _name_problems(config) -> list[str]:
   return problems
 
 
+def _flip_problems(config) -> list[str]:
+  """A horizontal flip mislabels a binary target with one side of a left/right pair and not the
+  other. The dataset's parts follow from its config, so this needs no built dataset."""
+  try:
+    safe = parts_lib.flip_safe(config.target, parts_lib.dataset_parts(config.dataset.config))
+  except parts_lib.TargetError:
+    return []  # a part the dataset lacks: named where the target is built from the dataset's parts
+  if safe:
+    return []
+  return [f'config.target={config.target!r} is not left/right symmetric, so a horizontal flip would '
+          f'mislabel it; add the mirrored parts or set config.augment.hflip=False']
+
+
 def validate(config, devices: int, hosts: int = 1) -> None:
   """Raises one ConfigError naming every bad field; fills an empty `best_metric`."""
   problems = _number_problems(config) + _name_problems(config)
@@ -119,6 +132,8 @@ def validate(config, devices: int, hosts: int = 1) -> None:
   elif config.model.kind == 'pix2pix' and classes > 1:
     problems.append(f'config.model.kind=pix2pix makes one binary mask; config.target={config.target!r} '
                     f'has {classes} classes')
+  if config.augment.enabled and config.augment.hflip:
+    problems += _flip_problems(config)
   if config.gan.output not in ('sigmoid', 'tanh'):
     problems.append(f'config.gan.output={config.gan.output!r}: use sigmoid or tanh')
   if classes == 1 and config.loss.name == 'balanced_ce_dice':

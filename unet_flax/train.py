@@ -86,10 +86,6 @@ class Experiment:
     self.train_split = pipeline.open_split(self.builder, 'train')
     part_names = self.train_split.part_names
     self.target = parts_lib.TargetMaker.from_config(config, part_names)
-    if config.augment.enabled and config.augment.hflip and not getattr(self.target, 'flip_safe', True):
-      raise parts_lib.TargetError(
-          f'config.target={config.target!r} is not left/right symmetric, so a horizontal flip would '
-          f'mislabel it; add the mirrored parts or set config.augment.hflip=False.')
     self.class_names = parts_lib.class_names(config.target, part_names)
     self.loss_fn = losses.make_loss(config.loss)
     self.steps_per_epoch = len(self.train_split) // config.batch_size

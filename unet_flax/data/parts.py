@@ -75,6 +75,17 @@ def resolve_binary_parts(target: str, part_names: Sequence[str]) -> tuple[str, .
   return names
 
 
+def flip_safe(target: str, part_names: Sequence[str]) -> bool:
+  """Whether a horizontal flip keeps `target`'s labels right. Face parsing swaps its left/right
+  classes with the image; a binary target has one class, so it must hold both sides of every
+  left/right pair it holds one side of."""
+  if target == FACE_PARSING:
+    return True
+  part_names = tuple(part_names)
+  channels = [part_names.index(n) for n in resolve_binary_parts(target, part_names)]
+  return sorted(mirror_permutation(part_names)[channels].tolist()) == sorted(channels)
+
+
 def num_classes(target: str) -> int:
   """Model output channels for a target: 1 for binary, 19 for face parsing."""
   return len(CELEBAMASK_HQ_PARTS) + 1 if target == FACE_PARSING else 1
@@ -125,9 +136,8 @@ class TargetMaker:
       for channel in self._channels:
         byte, bit = bitplanes.bit_of(int(channel))
         self._byte_masks[byte] = self._byte_masks.get(byte, 0) | bit
-      mirrored = sorted(perm[self._channels].tolist())
-      self.flip_safe = mirrored == sorted(self._channels.tolist())
       self.mirror_label_map = np.array([0, 1], np.int32)
+    self.flip_safe = flip_safe(target, self.part_names)
 
   @property
   def needed_planes(self) -> frozenset[int] | None:
