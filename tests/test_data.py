@@ -16,7 +16,7 @@ from unet_flax import augment, errors
 from unet_flax.data import bitplanes, celebamask_hq, pipeline, synthetic
 from unet_flax.data import dataset as dataset_lib
 from unet_flax.data import parts as parts_lib
-from unet_flax.data.celebamask_hq import DatasetLayoutError
+from unet_flax.errors import DatasetLayoutError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

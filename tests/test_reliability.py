@@ -317,7 +317,7 @@ def test_folder_build_names_every_bad_file_and_writes_nothing(tmp_path):
   os.symlink('missing.jpg', root / 'test' / 'images' / 'dangling.jpg')
   os.symlink(os.path.abspath(masks / '2.png'), root / 'test' / 'masks' / 'dangling.png')
   data_dir = tmp_path / 'tfds'
-  with pytest.raises(celebamask_hq.DatasetLayoutError) as e:
+  with pytest.raises(errors.DatasetLayoutError) as e:
     dataset_lib.prepare(dataset_config('folder', data_dir, root))
   message = str(e.value)
   for bad in ('train/images/0.jpg', 'train/images/1.jpg', 'val/images/2.jpg', 'val/masks/1.png',
@@ -331,7 +331,7 @@ def test_two_images_with_one_stem_are_an_error(tmp_path):
   root = tmp_path / 'dl'
   write_folder_tree(root)
   Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / 'train' / 'images' / '1.png')
-  with pytest.raises(celebamask_hq.DatasetLayoutError, match='1.jpg and 1.png'):
+  with pytest.raises(errors.DatasetLayoutError, match='1.jpg and 1.png'):
     dataset_lib.prepare(dataset_config('folder', tmp_path / 'tfds', root))
 
 
@@ -351,7 +351,7 @@ def test_other_inputs_into_a_built_data_dir_are_refused(tmp_path):
   builder = dataset_lib.prepare(dataset_config('folder', tmp_path / 'tfds', tmp_path / 'a'))
   info = (builder.data_path / 'dataset_info.json').read_bytes()
   dataset_lib.prepare(dataset_config('folder', tmp_path / 'tfds', tmp_path / 'a'))  # same: reused
-  with pytest.raises(celebamask_hq.DatasetLayoutError, match='differ'):
+  with pytest.raises(errors.DatasetLayoutError, match='differ'):
     dataset_lib.prepare(dataset_config('folder', tmp_path / 'tfds', tmp_path / 'b'))
   assert (builder.data_path / 'dataset_info.json').read_bytes() == info
 
@@ -361,7 +361,7 @@ def test_duplicated_mapping_rows_are_named(tmp_path):
   write_celebamask_tree(str(tmp_path))
   mapping = tmp_path / celebamask_hq.MAPPING_FILE
   mapping.write_text(mapping.read_text() + '2000  162770  162771.jpg\n')
-  with pytest.raises(celebamask_hq.DatasetLayoutError, match='idx 2000 on lines 4 and 8'):
+  with pytest.raises(errors.DatasetLayoutError, match='idx 2000 on lines 4 and 8'):
     celebamask_hq.read_split_indices(str(tmp_path))
 
 
@@ -370,7 +370,7 @@ def test_celebamask_corrupt_mask_is_named(tmp_path):
   write_celebamask_tree(str(tmp_path))
   bad = next((tmp_path / celebamask_hq.ANNO_DIR / '1').glob('*.png'))
   bad.write_bytes(bad.read_bytes()[:40])
-  with pytest.raises(celebamask_hq.DatasetLayoutError, match=bad.name):
+  with pytest.raises(errors.DatasetLayoutError, match=bad.name):
     dataset_lib.prepare(dataset_config('celebamask_hq', tmp_path / 'tfds', tmp_path))
 
 

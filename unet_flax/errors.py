@@ -12,3 +12,7 @@ class UserError(Exception):
 
 class ConfigError(UserError):
   """A config field has a bad type, value or combination."""
+
+
+class DatasetLayoutError(UserError):
+  """A dataset's source (the manual dir, a data dir) does not hold what its config expects."""

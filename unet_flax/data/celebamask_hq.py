@@ -10,16 +10,14 @@ CelebA's official partition of the original file number.
 
 from __future__ import annotations
 
-import collections
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image
 
 from unet_flax.data import parts as parts_lib
-from unet_flax.errors import UserError
+from unet_flax.data.io import load_mask, load_rgb, ordered_parallel_map
+from unet_flax.errors import DatasetLayoutError
 
 IMG_DIR = 'CelebA-HQ-img'
 ANNO_DIR = 'CelebAMask-HQ-mask-anno'
@@ -27,10 +25,6 @@ MAPPING_FILE = 'CelebA-HQ-to-CelebA-mapping.txt'
 VALIDATION_START = 162771  # CelebA's list_eval_partition: 1..162770 train
 TEST_START = 182638  # 162771..182637 validation, 182638.. test
 SPLITS = ('train', 'validation', 'test')
-
-
-class DatasetLayoutError(UserError):
-  """The manual dir does not hold what the dataset config expects."""
 
 
 def split_of(orig_number: int) -> str:
@@ -87,32 +81,6 @@ def read_split_indices(root: str) -> dict[str, list[int]]:
   return splits
 
 
-def load_rgb(path: str, size: int) -> np.ndarray:
-  """Any image mode -> RGB uint8 (size, size, 3), resized with antialiasing."""
-  with Image.open(path) as img:
-    img.draft('RGB', (2 * size, 2 * size))  # JPEG DCT pre-scaling: exact enough, 4-8x faster
-    img = img.convert('RGB')
-    if img.size != (size, size):
-      img = img.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=None)
-    return np.asarray(img)
-
-
-def load_mask(path: str, size: int) -> tuple[np.ndarray, int]:
-  """A mask file -> 0/1 uint8 (size, size), and how many source pixels were not 0/1/255.
-
-  RGB masks use their first channel. Resized with nearest neighbour, then
-  thresholded (> 127).
-  """
-  with Image.open(path) as img:
-    arr = np.asarray(img.convert('L'))
-  odd = int(np.count_nonzero((arr != 0) & (arr != 1) & (arr != 255)))
-  if arr.max() == 1:  # stored as 0/1 rather than 0/255
-    arr = arr * 255
-  if arr.shape != (size, size):
-    arr = np.asarray(Image.fromarray(arr).resize((size, size), Image.Resampling.NEAREST))
-  return (arr > 127).astype(np.uint8), odd
-
-
 def _part_masks(root: str, idx: int) -> list[tuple[int, str]]:
   """(channel, path) of the part masks that exist for one index (a missing one: part absent)."""
   folder = os.path.join(root, ANNO_DIR, str(idx // 2000))
@@ -137,18 +105,3 @@ def load_example(root: str, idx: int, size: int) -> dict:
 def iter_examples(root: str, indices: list[int], size: int, threads: int) -> Iterator[tuple[str, dict]]:
   """(key, example) in index order; decoding runs on `threads` threads (PIL releases the GIL)."""
   yield from ordered_parallel_map(lambda i: load_example(root, i, size), indices, threads)
-
-
-def ordered_parallel_map(fn, items, threads: int) -> Iterator:
-  """Yields fn(item) ((id, example)) in order, keeping at most 4 * threads results in flight."""
-  window = 4 * max(1, threads)
-  with ThreadPoolExecutor(max(1, threads)) as pool:
-    pending: collections.deque = collections.deque()
-    for item in items:
-      pending.append(pool.submit(fn, item))
-      if len(pending) >= window:
-        example = pending.popleft().result()
-        yield example['id'], example
-    while pending:
-      example = pending.popleft().result()
-      yield example['id'], example

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from unet_flax.data.celebamask_hq import DatasetLayoutError
+from unet_flax.errors import DatasetLayoutError
 
 MAX_NAMES = 20
 # What PIL raises for a file that is not a complete image of a format it knows.

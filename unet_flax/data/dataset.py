@@ -12,8 +12,8 @@ import tensorflow_datasets as tfds
 
 from unet_flax import locks
 from unet_flax.data import checks
-from unet_flax.data.celebamask_hq import DatasetLayoutError
 from unet_flax.data.face_segmentation import SOURCE_FILE, Builder, FaceSegmentationConfig
+from unet_flax.errors import DatasetLayoutError
 
 
 def make_builder(dataset_cfg) -> Builder:

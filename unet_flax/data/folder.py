@@ -14,7 +14,8 @@ import logging
 import os
 
 from unet_flax.data import checks
-from unet_flax.data.celebamask_hq import DatasetLayoutError, load_mask, load_rgb, ordered_parallel_map
+from unet_flax.data.io import load_mask, load_rgb, ordered_parallel_map
+from unet_flax.errors import DatasetLayoutError
 
 SPLIT_DIRS = {'train': 'train', 'validation': 'val', 'test': 'test'}
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png')
