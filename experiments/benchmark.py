@@ -22,7 +22,6 @@ TensorFlow, Grain nor TFDS unless --end_to_end is given.
 """
 
 import importlib.util
-import json
 import os
 import statistics
 import time
@@ -155,10 +154,7 @@ def main(argv):
   if FLAGS.end_to_end:
     print(f"end to end: {result['end_to_end_images_per_s']:.1f} images/s, "
           f"{100 * result['data_wait_fraction']:.1f}% of the time waiting for data")
-  if FLAGS.output:
-    with open(FLAGS.output, 'w') as f:
-      json.dump(result, f, indent=2)
-  print(json.dumps(result))
+  cli.print_result(result, FLAGS.output)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,6 @@ size: resizing a photo is not timed. Prints a markdown table; the last line is o
 object. Needs requirements-export.txt.
 """
 
-import json
 import os
 import statistics
 import tempfile
@@ -132,10 +131,7 @@ def main(argv):
   result = {'image_size': size, 'base_features': config.model.base_features, 'depth': config.model.depth,
             'batch': FLAGS.batch, 'threads': threads, 'source': source, 'cpu_count': os.cpu_count(),
             'jax': jax.__version__, 'rows': rows}
-  if FLAGS.output:
-    with open(FLAGS.output, 'w') as f:
-      json.dump(result, f, indent=2)
-  print(json.dumps(result))
+  cli.print_result(result, FLAGS.output)
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ Anything else is a bug and keeps its full traceback. Libraries log warnings and 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sys
 
@@ -35,6 +36,15 @@ def _one_line(message: str) -> str:
 def fail(message: str, code: int = USER_ERROR_EXIT):
   print(f'error: {_one_line(message)}', file=sys.stderr, flush=True)
   sys.exit(code)
+
+
+def print_result(result, output: str | None = None) -> None:
+  """A benchmark's result as its last printed line, one JSON object (what scripts and tests read),
+  and also in the file `output` when one is given."""
+  if output:
+    with open(output, 'w') as f:
+      json.dump(result, f, indent=2)
+  print(json.dumps(result))
 
 
 def path_error_message(e: OSError) -> str | None:
