@@ -60,7 +60,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
   _start_processes(FLAGS.config)
   from unet_flax import plots, train  # after flag parsing: keeps --help fast
-  from unet_flax import workdir as workdir_lib
+  from unet_flax.workdir import Workdir
 
   config = FLAGS.config
   workdir = FLAGS.workdir or os.path.join('runs', os.path.splitext(os.path.basename(
@@ -71,17 +71,13 @@ def main(argv):
   else:
     result = train.evaluate_checkpoint(config, workdir, FLAGS.checkpoint, FLAGS.split)
     print(json.dumps(result, indent=2), flush=True)  # first: a workdir we cannot write still shows them
-    path = workdir_lib.eval_path(workdir, FLAGS.split)
-    with open(path, 'w') as f:
-      json.dump(result, f, indent=2)
-    print(f'Wrote {path}')
+    run = Workdir(workdir)
+    print(f'Wrote {run.write_eval(FLAGS.split, result)}')
     if 'mean_f1' in result:  # face parsing: the per-class table beside it
       from unet_flax import metrics
-      table = workdir_lib.eval_classes_path(workdir, FLAGS.split)
-      with open(table, 'w') as f:
-        f.write(metrics.per_class_markdown(result, f'{config.target}, {FLAGS.split} split, step {result["step"]} '
-                                                   f'({FLAGS.checkpoint} checkpoint)'))
-      print(f'Wrote {table}')
+      table = metrics.per_class_markdown(result, f'{config.target}, {FLAGS.split} split, step {result["step"]} '
+                                                 f'({FLAGS.checkpoint} checkpoint)')
+      print(f'Wrote {run.write_eval_classes(FLAGS.split, table)}')
 
 
 if __name__ == '__main__':

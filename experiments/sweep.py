@@ -73,8 +73,8 @@ def commands(config: str, workdir: str, overrides, fixed) -> list[list[str]]:
 
 
 def finished(workdir: str) -> bool:
-  from unet_flax import workdir as workdir_lib  # here, not at the top: --print_commands stays free of JAX
-  return os.path.exists(workdir_lib.eval_path(workdir, 'test'))
+  from unet_flax.workdir import Workdir  # here, not at the top: --print_commands stays free of JAX
+  return os.path.exists(Workdir(workdir).eval_file('test'))
 
 
 def main(argv):

@@ -147,21 +147,20 @@ def test_workdir_refuses_another_experiment_and_allows_longer_training(
   # Fields that may change on resume are allowed, and recorded.
   longer = _cfg(synthetic_data_dir, num_train_steps=9, log_every_steps=3)
   configuration.validate(longer, devices=4)
-  changes = workdir_lib.check_same_experiment(
-      str(trained_workdir), longer,
-      json.load(open(trained_workdir / 'experiment.json'))['dataset'], has_checkpoints=True)
+  changes = workdir_lib.Workdir(trained_workdir).check_same_experiment(
+      longer, json.load(open(trained_workdir / 'experiment.json'))['dataset'], has_checkpoints=True)
   assert changes == {'log_every_steps': (2, 3), 'num_train_steps': (3, 9)}
 
 
 def test_training_lock_refuses_a_second_run_and_takes_over_a_stale_one(tmp_path):
-  with workdir_lib.TrainingLock(str(tmp_path)):
+  with workdir_lib.Workdir(tmp_path).lock():
     with pytest.raises(workdir_lib.WorkdirBusyError, match=f'PID {os.getpid()}'):
-      workdir_lib.TrainingLock(str(tmp_path)).__enter__()
+      workdir_lib.Workdir(tmp_path).lock().__enter__()
   assert not (tmp_path / 'train.lock').exists()
   dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True,
                         text=True).stdout.strip()
   (tmp_path / 'train.lock').write_text(json.dumps({'host': os.uname().nodename, 'pid': int(dead)}))
-  with workdir_lib.TrainingLock(str(tmp_path)):
+  with workdir_lib.Workdir(tmp_path).lock():
     assert json.load(open(tmp_path / 'train.lock'))['pid'] == os.getpid()
 
 
@@ -170,14 +169,14 @@ def test_torn_metrics_line_is_skipped_with_a_warning_and_report_still_works(trai
   os.makedirs(workdir)
   for name in ('config.json', 'provenance.json', 'metrics.jsonl'):
     (workdir / name).write_bytes((trained_workdir / name).read_bytes())
-  rows = workdir_lib.read_metrics(str(workdir))
+  rows = workdir_lib.Workdir(workdir).read_metrics()
   with open(workdir / 'metrics.jsonl', 'a') as f:
     f.write('{"step": 4, "split": "tra')  # killed mid-write
-  assert workdir_lib.read_metrics(str(workdir)) == rows
+  assert workdir_lib.Workdir(workdir).read_metrics() == rows
   assert 'metrics.jsonl:%d' % (len(rows) + 1) in caplog.text
   done = _run('experiments.report', str(workdir), f'--output={tmp_path / "r.md"}')
   assert done.returncode == 0 and 'Traceback' not in done.stderr, done.stderr[-2000:]
-  workdir_lib.MetricWriter(str(workdir)).close()  # a new writer ends the torn line first
+  workdir_lib.Workdir(workdir).metric_writer().close()  # a new writer ends the torn line first
   assert open(workdir / 'metrics.jsonl').read().endswith('\n')
 
 

@@ -68,7 +68,8 @@ def test_an_older_recorded_config_loads_with_todays_defaults(tmp_path):
   for field in ('pos_weight', 'focal_gamma', 'focal_alpha'):
     del recorded['loss'][field]
   recorded['target'], recorded['model']['image_size'] = 'lips', 64
-  (tmp_path / workdir.CONFIG_FILE).write_text(json.dumps(recorded))
+  with open(workdir.Workdir(tmp_path).config_file, 'w') as f:
+    f.write(json.dumps(recorded))
   config = predict.load_config(str(tmp_path))
   assert tuple(config.painting_order) == () and config.model.kind == 'unet' and config.optimizer.beta1 == 0.9
   assert (config.loss.pos_weight, config.loss.focal_gamma, config.loss.focal_alpha) == (1.0, 2.0, 0.25)

@@ -261,7 +261,7 @@ def test_resume_after_sigkill_equals_uninterrupted_bitwise(tmp_path, synthetic_d
   # open metrics window was checkpointed at step 3. Rows the killed run wrote after its
   # checkpoint are superseded by the resumed run's.
   rows = lambda w: [{k: v for k, v in r.items() if k != 'wall_seconds'}
-                    for r in workdir_lib.read_metrics(str(tmp_path / w))]
+                    for r in workdir_lib.Workdir(tmp_path / w).read_metrics()]
   assert rows('full') == rows('resumed')
   assert [r['step'] for r in rows('full') if r['split'] == 'train'] == [2, 4, 6]
   provenance = json.load(open(tmp_path / 'resumed' / 'provenance.json'))
@@ -269,7 +269,7 @@ def test_resume_after_sigkill_equals_uninterrupted_bitwise(tmp_path, synthetic_d
   # Wall time counts both starts: more than the resumed start alone took.
   with checkpoints.Manager(str(tmp_path / 'resumed'), cfg, read_only=True) as manager:
     before_kill = manager.restore(train.Experiment(cfg).initial_state(), '3', with_progress=True)[2]
-  summary = [r for r in workdir_lib.read_metrics(str(tmp_path / 'resumed')) if r['split'] == 'summary'][-1]
+  summary = [r for r in workdir_lib.Workdir(tmp_path / 'resumed').read_metrics() if r['split'] == 'summary'][-1]
   assert before_kill['wall_seconds'] >= 1 and summary['wall_seconds'] > before_kill['wall_seconds']
 
 
@@ -472,7 +472,7 @@ def test_resume_past_a_damaged_latest_checkpoint_equals_the_uninterrupted_run(
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(getattr(a, part)),
                  jax.device_get(getattr(b, part)))
   rows = lambda w: [{k: v for k, v in r.items() if k != 'wall_seconds'}
-                    for r in workdir_lib.read_metrics(str(w))]
+                    for r in workdir_lib.Workdir(w).read_metrics()]
   assert rows(six_steps) == rows(workdir)
 
 

@@ -30,6 +30,7 @@ from orbax.checkpoint import checkpoint_managers as policies
 from unet_flax import metrics as metrics_lib
 from unet_flax.data import parts as parts_lib
 from unet_flax.errors import UserError
+from unet_flax.workdir import Workdir
 
 
 class _ExpectedNotices(logging.Filter):
@@ -169,7 +170,7 @@ class _Without:
 class Manager:
 
   def __init__(self, workdir: str, config, read_only: bool = False):
-    self.directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
+    self.directory = os.path.abspath(Workdir(workdir).checkpoints_dir)
     self.read_only = read_only
     # step -> what is wrong: unreadable metrics now, and more as restores find them.
     self.damaged = _unreadable_metrics(self.directory)

@@ -196,7 +196,7 @@ def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np
 def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> dict:
   """What an app needs to run the file correctly, and where it came from."""
   config, size, k = predictor.config, predictor.image_size, predictor.num_classes
-  test_metrics = workdir_lib.read_json(workdir_lib.eval_path(workdir, 'test'))
+  test_metrics = workdir_lib.Workdir(workdir).read_eval('test')
   binary = k == 1
   synthetic = config.dataset.config.startswith('synthetic')
   return {
@@ -254,7 +254,7 @@ def export_workdir(workdir: str, fmt: str, dtype: str = 'float32', output_dir: s
   """Exports `workdir`'s checkpoint; returns the model's path. The file is moved into
   `output_dir` only after its runtime reproduced the JAX model on the parity images."""
   check_request(fmt, dtype, batch, output)
-  output_dir = output_dir or os.path.join(workdir, 'export', f'{fmt}_{dtype}')
+  output_dir = output_dir or workdir_lib.Workdir(workdir).export_dir(fmt, dtype)
   _fresh_output(output_dir)
   _import_tensorflow()  # before the slow restore: a missing package is named at once
   predictor = predict.Predictor(workdir, checkpoint)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import jax
 import matplotlib
 
@@ -12,13 +10,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from unet_flax import workdir as workdir_lib  # noqa: E402
 from unet_flax.data import parts as parts_lib  # noqa: E402
 from unet_flax.pictures import PALETTE, colourize, overlay  # noqa: E402
+from unet_flax.workdir import Workdir  # noqa: E402
 
 
 def training_history(workdir: str) -> str:
-  rows = workdir_lib.read_metrics(workdir)
+  run = Workdir(workdir)
+  rows = run.read_metrics()
   score = 'mean_f1' if any('mean_f1' in r for r in rows) else 'dice'
   panels = [('loss', 'loss'), (score, score), ('accuracy', 'pixel accuracy')]
   fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -32,7 +31,7 @@ def training_history(workdir: str) -> str:
     ax.grid(alpha=0.3)
     ax.legend()
   fig.tight_layout()
-  path = os.path.join(workdir, 'training_history.png')
+  path = run.history_picture
   fig.savefig(path, dpi=100)
   plt.close(fig)
   return path
@@ -42,7 +41,7 @@ def compare_runs(workdirs, labels, path: str) -> str:
   """Validation loss and score (Dice, or mean F1) of several runs against steps, overlaid."""
   fig, axes = plt.subplots(1, 2, figsize=(12, 4))
   for workdir, label in zip(workdirs, labels):
-    rows = [r for r in workdir_lib.read_metrics(workdir) if r['split'] == 'validation']
+    rows = [r for r in Workdir(workdir).read_metrics() if r['split'] == 'validation']
     score = 'mean_f1' if any('mean_f1' in r for r in rows) else 'dice'
     for ax, key in zip(axes, ('loss', score)):
       pts = [(r['step'], r[key]) for r in rows if r.get(key) is not None]
@@ -79,7 +78,7 @@ def sample_predictions(workdir: str, images, labels, predictions, num_classes: i
       if row == 0:
         axes[row, col].set_title(title)
   fig.tight_layout(rect=(0, 0, 0.84 if num_classes > 1 and class_names else 1, 1))
-  path = os.path.join(workdir, 'sample_predictions.png')
+  path = Workdir(workdir).predictions_picture
   fig.savefig(path, dpi=80)
   plt.close(fig)
   return path

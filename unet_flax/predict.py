@@ -36,11 +36,12 @@ def load_image(path: str) -> Image.Image:
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a workdir recorded, upgraded to every field of today's configs."""
-  path = workdir_lib.config_path(workdir)
+  run = workdir_lib.Workdir(workdir)
+  path = run.config_file
   if not os.path.exists(path):
     raise checkpoints.CheckpointNotFoundError(
         f'{path} not found: --workdir must be a training run directory (e.g. runs/quick).')
-  return configuration.upgrade(workdir_lib.read_json(path))
+  return configuration.upgrade(run.read_config())
 
 
 def model_input(pil_images: list[Image.Image], size: int) -> np.ndarray:

@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import os
 
-from unet_flax import workdir as workdir_lib
+from unet_flax.workdir import Workdir
 
 COLUMNS = ('workdir', 'config', 'target', 'steps', 'wall time', 'devices', 'test BCE/CE', 'accuracy',
            'Dice', 'IoU', 'mean F1')
 
 
-def _load(path, default=None):
-  # A report shows what is there: a broken file leaves its columns empty (with a warning).
-  return workdir_lib.read_json(path, default, strict=False)
-
-
 def row(workdir: str) -> dict | None:
-  config = _load(workdir_lib.config_path(workdir))
+  # A report shows what is there: a broken file leaves its columns empty (with a warning).
+  run = Workdir(workdir)
+  config = run.read_config(strict=False)
   if config is None:
     return None
-  provenance = (_load(workdir_lib.provenance_path(workdir)) or [{}])[-1]
-  metrics = workdir_lib.read_metrics(workdir)
+  provenance = (run.read_provenance(strict=False) or [{}])[-1]
+  metrics = run.read_metrics()
   summaries = [m for m in metrics if m['split'] == 'summary']
-  test = _load(workdir_lib.eval_path(workdir, 'test'), {})
+  test = run.read_eval('test', strict=False) or {}
   fmt = lambda key: f'{test[key]:.4f}' if key in test else '-'
   devices = provenance.get('devices', [])
   command = provenance.get('command', '')

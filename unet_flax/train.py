@@ -157,12 +157,11 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   exp = Experiment(config)
   # Every exit path (an error, a signal) releases the lock, finishes in-flight saves and
   # flushes the metric writers.
-  with workdir_lib.TrainingLock(workdir), checkpoints.Manager(workdir, config) as manager, \
-      StopSignals() as signals:
-    changes = workdir_lib.check_same_experiment(workdir, config, exp.dataset,
-                                                manager.has_checkpoints())
-    workdir_lib.record_start(workdir, config, exp.dataset, changes, exp.builder)
-    with workdir_lib.MetricWriter(workdir) as writer:
+  run = workdir_lib.Workdir(workdir)
+  with run.lock(), checkpoints.Manager(workdir, config) as manager, StopSignals() as signals:
+    changes = run.check_same_experiment(config, exp.dataset, manager.has_checkpoints())
+    run.record_start(config, exp.dataset, changes, exp.builder)
+    with run.metric_writer() as writer:
       return _train(exp, workdir, manager, signals, writer)
 
 
@@ -248,7 +247,7 @@ def evaluate_checkpoint(config, workdir: str, checkpoint: str = 'best', split: s
   A config whose target, model or data differ from the workdir's experiment is refused."""
   exp = Experiment(config)
   with checkpoints.Manager(workdir, config, read_only=True) as manager:
-    workdir_lib.check_same_experiment(workdir, config, exp.dataset, True)
+    workdir_lib.Workdir(workdir).check_same_experiment(config, exp.dataset, True)
     state, _ = manager.restore(exp.initial_state(), checkpoint)
   _, p_eval = pmap_steps(exp.loss_fn, config, exp.target.mirror_label_map)
   result = summarize_eval(evaluate(p_eval, state, exp.split(split), exp.target, config), exp.class_names)

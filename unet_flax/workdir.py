@@ -1,17 +1,21 @@
-"""What a workdir records and who may write it.
+"""A run folder (`--workdir`): what it holds, what it records, and who may write it.
+
+`Workdir` owns the folder: every file in it is named there, and read and written through its
+typed methods, so a rename cannot leave a reader looking for the old name.
 
 A workdir belongs to one experiment: `experiment.json` holds the config and dataset of
 the run that first trained there, and a rerun (or an eval) whose target, model, data or
 training recipe differs is refused with the fields that differ. Fields that may change
 on resume (`RESUMABLE_FIELDS`) are allowed and recorded in provenance.json.
 `TrainingLock` keeps a second training out of a workdir in use. Also: config.json,
-provenance.json, metrics.jsonl (and its tolerant reader), TensorBoard, progress lines.
+provenance.json, eval_<split>.json, metrics.jsonl (and its tolerant reader), TensorBoard, progress lines.
 
 Only process 0 writes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -26,39 +30,6 @@ import jax
 
 from unet_flax import locks
 from unet_flax.errors import UserError
-
-# The files a run folder holds. Only this module spells their names: every other module and tool
-# asks for a path here, so a rename cannot leave a reader looking for the old name.
-CONFIG_FILE = 'config.json'
-EXPERIMENT_FILE = 'experiment.json'
-PROVENANCE_FILE = 'provenance.json'
-METRICS_FILE = 'metrics.jsonl'
-
-
-def config_path(workdir: str) -> str:
-  """The config of the latest start, rewritten on every start (resumes included)."""
-  return os.path.join(workdir, CONFIG_FILE)
-
-
-def provenance_path(workdir: str) -> str:
-  """One entry per start: command, commit, versions, devices, dataset."""
-  return os.path.join(workdir, PROVENANCE_FILE)
-
-
-def metrics_path(workdir: str) -> str:
-  """One JSON row per logged step and split."""
-  return os.path.join(workdir, METRICS_FILE)
-
-
-def eval_path(workdir: str, split: str) -> str:
-  """The metrics `--mode=eval` wrote for a split."""
-  return os.path.join(workdir, f'eval_{split}.json')
-
-
-def eval_classes_path(workdir: str, split: str) -> str:
-  """Face parsing: the per-class table beside eval_path."""
-  return os.path.join(workdir, f'eval_{split}_classes.md')
-
 
 PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'clu', 'grain', 'tensorflow-datasets', 'tensorboardX',
             'ml-collections', 'numpy', 'pillow')
@@ -159,56 +130,150 @@ def read_json(path: str, default=None, *, strict: bool = True):
                     f'--workdir.') from None
 
 
-def check_same_experiment(workdir: str, config, dataset: dict, has_checkpoints: bool) -> dict:
-  """Raises WorkdirMismatchError if the workdir's checkpoints come from another experiment;
-  returns the allowed field changes {field: (old, new)}."""
-  path = os.path.join(workdir, EXPERIMENT_FILE)
-  if not has_checkpoints:
-    return {}
-  if not os.path.exists(path):  # a workdir from before experiment.json: its config.json
-    path = config_path(workdir)
-    if not os.path.exists(path):
+@dataclasses.dataclass(frozen=True)
+class Workdir:
+  """A run folder. Only this class spells the names of the files in it: every other module and
+  tool asks it for a path or a record, so a rename cannot leave a reader looking for the old name.
+  """
+  path: str
+
+  def __post_init__(self):
+    object.__setattr__(self, 'path', os.fspath(self.path))  # a pathlib.Path from a test works too
+
+  def _file(self, name: str) -> str:
+    return os.path.join(self.path, name)
+
+  @property
+  def config_file(self) -> str:
+    """The config of the latest start, rewritten on every start (resumes included)."""
+    return self._file('config.json')
+
+  @property
+  def experiment_file(self) -> str:
+    """The config and dataset of the first start: what a resume or an eval must match."""
+    return self._file('experiment.json')
+
+  @property
+  def provenance_file(self) -> str:
+    """One entry per start: command, commit, versions, devices, dataset."""
+    return self._file('provenance.json')
+
+  @property
+  def metrics_file(self) -> str:
+    """One JSON row per logged step and split."""
+    return self._file('metrics.jsonl')
+
+  @property
+  def tensorboard_dir(self) -> str:
+    return self._file('tensorboard')
+
+  @property
+  def checkpoints_dir(self) -> str:
+    return self._file('checkpoints')
+
+  @property
+  def lock_file(self) -> str:
+    return self._file('train.lock')
+
+  @property
+  def history_picture(self) -> str:
+    """Loss and score against steps, written at the end of training."""
+    return self._file('training_history.png')
+
+  @property
+  def predictions_picture(self) -> str:
+    """Test examples with truth and prediction, written at the end of training."""
+    return self._file('sample_predictions.png')
+
+  def eval_file(self, split: str) -> str:
+    """The metrics `--mode=eval` wrote for a split."""
+    return self._file(f'eval_{split}.json')
+
+  def eval_classes_file(self, split: str) -> str:
+    """Face parsing: the per-class table beside eval_file."""
+    return self._file(f'eval_{split}_classes.md')
+
+  def export_dir(self, fmt: str, dtype: str) -> str:
+    """Where an export goes unless told otherwise."""
+    return os.path.join(self.path, 'export', f'{fmt}_{dtype}')
+
+  def has_checkpoints(self) -> bool:
+    folder = self.checkpoints_dir
+    return os.path.isdir(folder) and any(n.isdigit() for n in os.listdir(folder))
+
+  def read_config(self, *, strict: bool = True) -> dict | None:
+    return read_json(self.config_file, strict=strict)
+
+  def read_provenance(self, *, strict: bool = True) -> list[dict]:
+    return read_json(self.provenance_file, [], strict=strict) or []
+
+  def read_eval(self, split: str, *, strict: bool = True) -> dict | None:
+    return read_json(self.eval_file(split), strict=strict)
+
+  def write_eval(self, split: str, result: dict) -> str:
+    path = self.eval_file(split)
+    with open(path, 'w') as f:
+      json.dump(result, f, indent=2)
+    return path
+
+  def write_eval_classes(self, split: str, markdown: str) -> str:
+    path = self.eval_classes_file(split)
+    with open(path, 'w') as f:
+      f.write(markdown)
+    return path
+
+  def read_metrics(self) -> list[dict]:
+    return read_metrics(self.metrics_file)
+
+  def metric_writer(self) -> MetricWriter:
+    return MetricWriter(self.metrics_file, self.tensorboard_dir)
+
+  def lock(self) -> TrainingLock:
+    return TrainingLock(self.lock_file)
+
+  def check_same_experiment(self, config, dataset: dict, has_checkpoints: bool) -> dict:
+    """Raises WorkdirMismatchError if the workdir's checkpoints come from another experiment;
+    returns the allowed field changes {field: (old, new)}."""
+    path = self.experiment_file
+    if not has_checkpoints:
       return {}
-    recorded = {'config': read_json(path), 'dataset': dataset}
-  else:
-    recorded = read_json(path)
-  # A field the recorded config lacks was added to the code since: not compared.
-  recorded_fields = _flat(recorded['config'])
-  changed = {k: v for k, v in differences(recorded['config'], config_dict(config)).items()
-             if k in recorded_fields}
-  fixed = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
-  same_data = {k: v for k, v in differences(recorded['dataset'], dataset).items() if k != 'data_dir'}
-  fixed.update({f'dataset[{k}]': v for k, v in same_data.items()})
-  if fixed:
-    shown = '; '.join(f'{k}: {old!r} -> {new!r}' for k, (old, new) in list(fixed.items())[:8])
-    raise WorkdirMismatchError(
-        f'{workdir} holds checkpoints of another experiment ({path}); differing fields: {shown}'
-        f'{" ..." if len(fixed) > 8 else ""}. Use a fresh --workdir for the new experiment, or '
-        f'rerun with the workdir\'s own settings (its config.json).')
-  return {k: v for k, v in changed.items() if k in RESUMABLE_FIELDS}
+    if not os.path.exists(path):  # a workdir from before experiment.json: its config.json
+      path = self.config_file
+      if not os.path.exists(path):
+        return {}
+      recorded = {'config': read_json(path), 'dataset': dataset}
+    else:
+      recorded = read_json(path)
+    # A field the recorded config lacks was added to the code since: not compared.
+    recorded_fields = _flat(recorded['config'])
+    changed = {k: v for k, v in differences(recorded['config'], config_dict(config)).items()
+               if k in recorded_fields}
+    fixed = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
+    same_data = {k: v for k, v in differences(recorded['dataset'], dataset).items() if k != 'data_dir'}
+    fixed.update({f'dataset[{k}]': v for k, v in same_data.items()})
+    if fixed:
+      shown = '; '.join(f'{k}: {old!r} -> {new!r}' for k, (old, new) in list(fixed.items())[:8])
+      raise WorkdirMismatchError(
+          f'{self.path} holds checkpoints of another experiment ({path}); differing fields: {shown}'
+          f'{" ..." if len(fixed) > 8 else ""}. Use a fresh --workdir for the new experiment, or '
+          f'rerun with the workdir\'s own settings (its config.json).')
+    return {k: v for k, v in changed.items() if k in RESUMABLE_FIELDS}
 
-
-def record_start(workdir: str, config, dataset: dict, changes: dict | None = None, builder=None) -> None:
-  """Writes config.json (and experiment.json on the first start) and appends to
-  provenance.json: one entry per start, resumes included, with the fields changed since."""
-  if jax.process_index() != 0:
-    return
-  os.makedirs(workdir, exist_ok=True)
-  _write_json(config_path(workdir), config_dict(config))
-  if _no_checkpoints(workdir) or not os.path.exists(os.path.join(workdir, EXPERIMENT_FILE)):
-    _write_json(os.path.join(workdir, EXPERIMENT_FILE), {'config': config_dict(config), 'dataset': dataset})
-  path = provenance_path(workdir)
-  history = read_json(path, [])
-  entry = provenance(builder)
-  if changes:
-    entry['changed_since_first_start'] = {k: {'was': a, 'now': b} for k, (a, b) in changes.items()}
-  history.append(entry)
-  _write_json(path, history)
-
-
-def _no_checkpoints(workdir: str) -> bool:
-  folder = os.path.join(workdir, 'checkpoints')
-  return not os.path.isdir(folder) or not any(n.isdigit() for n in os.listdir(folder))
+  def record_start(self, config, dataset: dict, changes: dict | None = None, builder=None) -> None:
+    """Writes config.json (and experiment.json on the first start) and appends to
+    provenance.json: one entry per start, resumes included, with the fields changed since."""
+    if jax.process_index() != 0:
+      return
+    os.makedirs(self.path, exist_ok=True)
+    _write_json(self.config_file, config_dict(config))
+    if not self.has_checkpoints() or not os.path.exists(self.experiment_file):
+      _write_json(self.experiment_file, {'config': config_dict(config), 'dataset': dataset})
+    history = read_json(self.provenance_file, [])
+    entry = provenance(builder)
+    if changes:
+      entry['changed_since_first_start'] = {k: {'was': a, 'now': b} for k, (a, b) in changes.items()}
+    history.append(entry)
+    _write_json(self.provenance_file, history)
 
 
 def _write_json(path: str, value) -> None:
@@ -220,15 +285,15 @@ def _write_json(path: str, value) -> None:
 
 
 class TrainingLock:
-  """<workdir>/train.lock holding host, PID and start time, for the duration of a training
+  """A workdir's lock file holding host, PID and start time, for the duration of a training
   (a `locks.FileLock`: what it relies on and where it does not hold is said there).
 
   A lock left by a process that no longer runs on this host is stale and taken over; a lock
   from another host cannot be checked, so the message says how to remove it.
   """
 
-  def __init__(self, workdir: str):
-    self.path = os.path.join(workdir, 'train.lock')
+  def __init__(self, path: str):
+    self.path = path
     self._lock = locks.FileLock(self.path)
 
   def __enter__(self):
@@ -246,11 +311,10 @@ class TrainingLock:
     self._lock.release()
 
 
-def read_metrics(workdir: str) -> list[dict]:
+def read_metrics(path: str) -> list[dict]:
   """metrics.jsonl rows in step order; a torn or corrupt line (a run killed mid-write) is skipped
   with a warning naming the file and line. Rows a killed run wrote after its last checkpoint
   are written again by the resumed run: the later row of a (split, step) wins."""
-  path = metrics_path(workdir)
   if not os.path.exists(path):
     return []
   rows = []
@@ -279,15 +343,15 @@ class MetricWriter:
   write_images, flush, close); CLU's own TensorBoard writer imports TensorFlow.
   """
 
-  def __init__(self, workdir: str):
+  def __init__(self, path: str, tensorboard_dir: str):
     self._active = jax.process_index() == 0
-    self._path = metrics_path(workdir)
+    self._path = path
     self._tb = None
     if self._active:
-      os.makedirs(workdir, exist_ok=True)
+      os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
       _end_torn_line(self._path)
       from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), flush_secs=30)
+      self._tb = SummaryWriter(tensorboard_dir, flush_secs=30)
 
   def write(self, step: int, split: str, scalars: dict) -> None:
     if not self._active:
