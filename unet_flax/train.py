@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from unet_flax import checkpoints, configuration, losses, pictures
+from unet_flax import checkpoints, configuration, losses, metrics_log, pictures
 from unet_flax import metrics as metrics_lib
 from unet_flax import workdir as workdir_lib
 from unet_flax.data import dataset as dataset_lib
@@ -166,7 +166,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
 
 
 def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals: StopSignals,
-           writer: workdir_lib.MetricWriter) -> dict:
+           writer: metrics_log.MetricWriter) -> dict:
   config = exp.config
   p_train, p_eval = pmap_steps(exp.loss_fn, config, exp.target.mirror_label_map)
   train_iter = pipeline.train_iterator(exp.train_split, exp.target, global_batch_size=config.batch_size,
@@ -179,7 +179,7 @@ def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals:
   validation = exp.split('validation')
   step = int(state.step)
   saved_step = step if manager.latest_step() is not None else None
-  ticker = workdir_lib.Progress(exp.total_steps, start_step=step)
+  ticker = metrics_log.Progress(exp.total_steps, start_step=step)
   train_metrics, all_finite, last_eval = _window_from(progress), True, {}
   wall_before, start = progress.get('wall_seconds', 0.0), time.time()
   wall = lambda: wall_before + time.time() - start
