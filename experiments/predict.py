@@ -131,6 +131,7 @@ def main(argv):
   from unet_flax import faces, pictures, scoring
   from unet_flax.data.checks import UNREADABLE
   from unet_flax.predict import Predictor, load_image, predict_test_examples
+  from unet_flax.workdir import Workdir
 
   if not FLAGS.from_test_split and not FLAGS.input:
     cli.fail('give --input=IMAGE_OR_FOLDER or --from_test_split=N.')
@@ -145,7 +146,7 @@ def main(argv):
     predictor = ExportedPredictor(FLAGS.model)
     output = _writable_folder(FLAGS.output or os.path.join(os.path.dirname(card_path(FLAGS.model)), 'predictions'))
   else:
-    output = _writable_folder(FLAGS.output or os.path.join(FLAGS.workdir, 'predictions'))
+    output = _writable_folder(FLAGS.output or Workdir(FLAGS.workdir).predictions_dir)
     predictor = Predictor(FLAGS.workdir, FLAGS.checkpoint)
   k = predictor.num_classes
   mask_format = FLAGS.mask_format or ('labels' if k > 1 else 'binary')

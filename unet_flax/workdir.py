@@ -193,6 +193,11 @@ class Workdir:
     """Face parsing: the per-class table beside eval_file."""
     return self._file(f'eval_{split}_classes.md')
 
+  @property
+  def predictions_dir(self) -> str:
+    """Where `experiments.predict` writes masks and overlays unless told otherwise."""
+    return self._file('predictions')
+
   def export_dir(self, fmt: str, dtype: str) -> str:
     """Where an export goes unless told otherwise."""
     return os.path.join(self.path, 'export', f'{fmt}_{dtype}')
