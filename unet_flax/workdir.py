@@ -130,6 +130,11 @@ def read_json(path: str, default=None, *, strict: bool = True):
                     f'--workdir.') from None
 
 
+def _entry(name: str, doc: str) -> property:
+  """A file or folder of every run folder, by name: one line each below instead of a method each."""
+  return property(lambda self: self._file(name), doc=doc)
+
+
 @dataclasses.dataclass(frozen=True)
 class Workdir:
   """A run folder. Only this class spells the names of the files in it: every other module and
@@ -143,47 +148,18 @@ class Workdir:
   def _file(self, name: str) -> str:
     return os.path.join(self.path, name)
 
-  @property
-  def config_file(self) -> str:
-    """The config of the latest start, rewritten on every start (resumes included)."""
-    return self._file('config.json')
-
-  @property
-  def experiment_file(self) -> str:
-    """The config and dataset of the first start: what a resume or an eval must match."""
-    return self._file('experiment.json')
-
-  @property
-  def provenance_file(self) -> str:
-    """One entry per start: command, commit, versions, devices, dataset."""
-    return self._file('provenance.json')
-
-  @property
-  def metrics_file(self) -> str:
-    """One JSON row per logged step and split."""
-    return self._file('metrics.jsonl')
-
-  @property
-  def tensorboard_dir(self) -> str:
-    return self._file('tensorboard')
-
-  @property
-  def checkpoints_dir(self) -> str:
-    return self._file('checkpoints')
-
-  @property
-  def lock_file(self) -> str:
-    return self._file('train.lock')
-
-  @property
-  def history_picture(self) -> str:
-    """Loss and score against steps, written at the end of training."""
-    return self._file('training_history.png')
-
-  @property
-  def predictions_picture(self) -> str:
-    """Test examples with truth and prediction, written at the end of training."""
-    return self._file('sample_predictions.png')
+  config_file = _entry('config.json', 'The config of the latest start, rewritten on every start (resumes included).')
+  experiment_file = _entry('experiment.json', 'The config and dataset of the first start: what a resume or an eval '
+                                              'must match.')
+  provenance_file = _entry('provenance.json', 'One entry per start: command, commit, versions, devices, dataset.')
+  metrics_file = _entry('metrics.jsonl', 'One JSON row per logged step and split (metrics_log writes and reads it).')
+  tensorboard_dir = _entry('tensorboard', 'TensorBoard event files, beside metrics.jsonl.')
+  checkpoints_dir = _entry('checkpoints', 'One folder per saved step (checkpoints.Manager).')
+  lock_file = _entry('train.lock', 'Held for the duration of a training (TrainingLock).')
+  history_picture = _entry('training_history.png', 'Loss and score against steps, written at the end of training.')
+  predictions_picture = _entry('sample_predictions.png', 'Test examples with truth and prediction, written at the end '
+                                                         'of training.')
+  predictions_dir = _entry('predictions', 'Where `experiments.predict` writes masks and overlays by default.')
 
   def eval_file(self, split: str) -> str:
     """The metrics `--mode=eval` wrote for a split."""
@@ -192,11 +168,6 @@ class Workdir:
   def eval_classes_file(self, split: str) -> str:
     """Face parsing: the per-class table beside eval_file."""
     return self._file(f'eval_{split}_classes.md')
-
-  @property
-  def predictions_dir(self) -> str:
-    """Where `experiments.predict` writes masks and overlays unless told otherwise."""
-    return self._file('predictions')
 
   def export_dir(self, fmt: str, dtype: str) -> str:
     """Where an export goes unless told otherwise."""
