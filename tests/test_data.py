@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import CELEBA_ROWS, EXPECTED_SPLITS, dataset_config, write_celebamask_tree
+from tests.helpers import CELEBA_ROWS, EXPECTED_SPLITS, dataset_config, write_celebamask_tree, write_folder_tree
 from unet_flax import augment, errors
 from unet_flax.data import bitplanes, celebamask_hq, pipeline, synthetic
 from unet_flax.data import dataset as dataset_lib
@@ -372,3 +372,14 @@ def test_landmark_tool_without_mediapipe_or_its_model_says_what_to_get(tmp_path)
                         cwd=REPO, capture_output=True, text=True, timeout=120)
   assert done.returncode == 2 and 'Traceback' not in done.stderr
   assert 'face_landmarker.task' in done.stderr and not (tmp_path / 'out').exists()
+
+
+def test_input_checks_report_progress_on_long_builds(tmp_path, monkeypatch, capsys):
+  from unet_flax.data import checks
+  write_folder_tree(tmp_path, n=3)
+  train = tmp_path / 'train'
+  examples = [(f'{i}', str(train / 'images' / f'{i}.jpg'), [str(train / 'masks' / f'{i}.png')]) for i in range(3)]
+  monkeypatch.setattr(checks, 'PROGRESS_SECONDS', 0.0)  # a line per input instead of one per 30 s
+  checks.preflight(examples, what='folder', image_size=32)
+  lines = capsys.readouterr().out.splitlines()
+  assert [l.split(' (')[0] for l in lines] == [f'folder: checked {i} of 3 inputs' for i in (1, 2, 3)]

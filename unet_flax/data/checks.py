@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,6 +22,7 @@ from PIL import Image
 from unet_flax.errors import DatasetLayoutError
 
 MAX_NAMES = 20
+PROGRESS_SECONDS = 30.0
 # What PIL raises for a file that is not a complete image of a format it knows.
 UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
@@ -86,11 +88,16 @@ def preflight(examples: Sequence[tuple[str, str, Sequence[str]]], *, what: str, 
   as CelebAMask-HQ's 512x512 masks of 1024x1024 images).
   """
   problems, empty, full = [], 0, 0
+  start = last = time.time()
   with ThreadPoolExecutor(max(1, threads)) as pool:  # PIL decodes without the GIL
-    for found, e, f in pool.map(lambda x: _check_example(x, 2 * image_size, mask_shape), examples):
+    for done, (found, e, f) in enumerate(
+        pool.map(lambda x: _check_example(x, 2 * image_size, mask_shape), examples), 1):
       problems += found
       empty += e
       full += f
+      if time.time() - last >= PROGRESS_SECONDS:  # a full CelebAMask-HQ check takes minutes
+        last = time.time()
+        print(f'{what}: checked {done} of {len(examples)} inputs ({last - start:.0f} s)', flush=True)
   if problems:
     shown = '; '.join(problems[:MAX_NAMES])
     more = f'; and {len(problems) - MAX_NAMES} more' if len(problems) > MAX_NAMES else ''
