@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from absl import flags, logging
+from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli
@@ -56,8 +56,6 @@ def _start_processes(config) -> None:
 def main(argv):
   del argv
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  if not FLAGS['verbosity'].present:
-    logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
   _start_processes(FLAGS.config)
   from unet_flax import plots, train  # after flag parsing: keeps --help fast
   from unet_flax.workdir import Workdir

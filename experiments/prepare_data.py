@@ -8,7 +8,7 @@ Training does this itself. Any number of these (or of trainings) may prepare one
 once: one builds, the others say whom they wait for and reuse its build.
 """
 
-from absl import flags, logging
+from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli
@@ -20,8 +20,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  if not FLAGS['verbosity'].present:
-    logging.set_verbosity(logging.WARNING)  # TFDS logs every shard at INFO; progress bars remain
   from unet_flax.data import dataset
   builder = dataset.prepare(FLAGS.config.dataset)
   splits = {k: v.num_examples for k, v in builder.info.splits.items()}
