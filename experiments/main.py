@@ -61,15 +61,14 @@ def main(argv):
   from unet_flax.workdir import Workdir
 
   config = FLAGS.config
-  workdir = FLAGS.workdir or os.path.join('runs', os.path.splitext(os.path.basename(
-      config_flags.get_config_filename(FLAGS['config'])))[0])
+  run = Workdir(FLAGS.workdir or os.path.join('runs', os.path.splitext(os.path.basename(
+      config_flags.get_config_filename(FLAGS['config'])))[0]))
   if FLAGS.mode == 'train':
-    train.train_and_evaluate(config, workdir)
-    plots.write_all(workdir, config)
+    train.train_and_evaluate(config, run)
+    plots.write_all(run, config)
   else:
-    result = train.evaluate_checkpoint(config, workdir, FLAGS.checkpoint, FLAGS.split)
+    result = train.evaluate_checkpoint(config, run, FLAGS.checkpoint, FLAGS.split)
     print(json.dumps(result, indent=2), flush=True)  # first: a workdir we cannot write still shows them
-    run = Workdir(workdir)
     print(f'Wrote {run.write_eval(FLAGS.split, result)}')
     if 'mean_f1' in result:  # face parsing: the per-class table beside it
       from unet_flax import metrics

@@ -74,3 +74,11 @@ def test_an_older_recorded_config_loads_with_todays_defaults(tmp_path):
   assert tuple(config.painting_order) == () and config.model.kind == 'unet' and config.optimizer.beta1 == 0.9
   assert (config.loss.pos_weight, config.loss.focal_gamma, config.loss.focal_alpha) == (1.0, 2.0, 0.25)
   assert config.target == 'lips' and config.model.image_size == 64  # what the run recorded is kept
+
+
+def test_a_workdir_is_path_like_so_every_function_that_takes_a_folder_takes_one(tmp_path):
+  run = workdir.Workdir(tmp_path / 'run')
+  assert workdir.Workdir(run) == run  # wrapping twice is harmless
+  assert os.fspath(run) == str(run) == str(tmp_path / 'run')
+  assert f'in {run}.' == f'in {tmp_path / "run"}.'  # messages name the folder, not the type
+  assert os.path.join(run, 'x') == os.path.join(str(tmp_path / 'run'), 'x')

@@ -169,7 +169,7 @@ class _Without:
 
 class Manager:
 
-  def __init__(self, workdir: str, config, read_only: bool = False):
+  def __init__(self, workdir: str | os.PathLike, config, read_only: bool = False):
     self.directory = os.path.abspath(Workdir(workdir).checkpoints_dir)
     self.read_only = read_only
     # step -> what is wrong: unreadable metrics now, and more as restores find them.

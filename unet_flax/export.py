@@ -247,7 +247,7 @@ def _fresh_output(output_dir: str) -> None:
                       f'or remove it (an earlier export is never overwritten).')
 
 
-def export_workdir(workdir: str, fmt: str, dtype: str = 'float32', output_dir: str | None = None,
+def export_workdir(workdir: str | os.PathLike, fmt: str, dtype: str = 'float32', output_dir: str | None = None,
                    checkpoint: str = 'best', batch: int = 1, output: str = 'logits',
                    parity_examples: int = 8, parity_images_dir: str | None = None,
                    log=print) -> str:

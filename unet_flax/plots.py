@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import matplotlib
 
@@ -15,7 +17,7 @@ from unet_flax.pictures import PALETTE, colourize, overlay  # noqa: E402
 from unet_flax.workdir import Workdir  # noqa: E402
 
 
-def training_history(workdir: str) -> str:
+def training_history(workdir: str | os.PathLike) -> str:
   run = Workdir(workdir)
   rows = run.read_metrics()
   score = 'mean_f1' if any('mean_f1' in r for r in rows) else 'dice'
@@ -58,7 +60,7 @@ def compare_runs(workdirs, labels, path: str) -> str:
   return path
 
 
-def sample_predictions(workdir: str, images, labels, predictions, num_classes: int,
+def sample_predictions(workdir: str | os.PathLike, images, labels, predictions, num_classes: int,
                        class_names=None) -> str:
   """A grid: one row per example with image, ground truth, prediction and overlay; face parsing
   adds a legend of the class colours."""
@@ -84,7 +86,7 @@ def sample_predictions(workdir: str, images, labels, predictions, num_classes: i
   return path
 
 
-def write_all(workdir: str, config, num_examples: int = 6) -> list[str]:
+def write_all(workdir: str | os.PathLike, config, num_examples: int = 6) -> list[str]:
   """Both pictures for a trained workdir (its best checkpoint, on the test split). Every
   process restores the checkpoint (Orbax restores are collective); process 0 writes."""
   from unet_flax import predict  # only here: plotting the history needs no model

@@ -34,7 +34,7 @@ def load_image(path: str) -> Image.Image:
     return img.convert('RGB')
 
 
-def load_config(workdir: str) -> ml_collections.ConfigDict:
+def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
   """The config a workdir recorded, upgraded to every field of today's configs."""
   run = workdir_lib.Workdir(workdir)
   path = run.config_file
@@ -91,7 +91,7 @@ class MaskPredictor:
 class Predictor(MaskPredictor):
   """A model restored from a training workdir's checkpoint; scores are logits."""
 
-  def __init__(self, workdir: str, checkpoint: str = 'best', config=None):
+  def __init__(self, workdir: str | os.PathLike, checkpoint: str = 'best', config=None):
     self.config = config or load_config(workdir)
     self.image_size = self.config.model.image_size
     self.num_classes = parts_lib.num_classes(self.config.target)

@@ -11,7 +11,7 @@ COLUMNS = ('workdir', 'config', 'target', 'steps', 'wall time', 'devices', 'test
            'Dice', 'IoU', 'mean F1')
 
 
-def row(workdir: str) -> dict | None:
+def row(workdir: str | os.PathLike) -> dict | None:
   # A report shows what is there: a broken file leaves its columns empty (with a warning).
   run = Workdir(workdir)
   config = run.read_config(strict=False)

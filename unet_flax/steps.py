@@ -111,6 +111,37 @@ def _apply(state, params, images, train, rng=None):
   return out if mutable else (out, {})
 
 
+def _step_inputs(state, batch, config, mirror_label_map, axis_name):
+  """(images, labels, dropout key) of a train step: resized to the model, augmented with the
+  draws of (seed, step), the same on every device count."""
+  step_key = jax.random.fold_in(jax.random.key(config.seed), state.step)
+  aug_key, dropout_key = jax.random.split(step_key)
+  images, labels = augment.resize(batch['image'], batch['label'], config.model.image_size)
+  if config.augment.enabled:
+    images, labels = augment.augment(aug_key, images, labels, config.augment, mirror_label_map, axis_name)
+  return images, labels, dropout_key
+
+
+def _updated(state: TrainState, grads, updates, axis_name) -> TrainState:
+  """One optimiser update, with batch statistics averaged over the devices."""
+  new_state = state.apply_gradients(grads=grads)
+  if updates:
+    new_state = new_state.replace(batch_stats=jax.lax.pmean(updates['batch_stats'], axis_name))
+  return new_state
+
+
+def _finish(state, new_state, scalars, logits, labels, loss, axis_name):
+  """(state, metrics, finite) at the end of a train step. A non-finite scalar or state leaf
+  rolls the whole state back (params, optimiser moments, batch statistics, step); the
+  logged loss is the optimised one, this step's global-batch loss, once per example."""
+  finite = jnp.all(jnp.isfinite(jnp.stack(scalars))) & _all_finite(new_state)
+  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
+  n = logits.shape[0]
+  step_metrics = metrics_lib.SegmentationMetrics.gather_from_model_output(
+      axis_name=axis_name, **metrics_lib.model_outputs(logits, labels, jnp.ones(n, bool), jnp.full(n, loss)))
+  return new_state, step_metrics, finite
+
+
 def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, axis_name=AXIS):
   """One optimiser step on this device's slice of the global batch.
 
@@ -120,11 +151,7 @@ def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, a
   A non-finite loss or gradient leaves the state unchanged and is reported in the
   metrics, so the caller can stop with the last good state.
   """
-  step_key = jax.random.fold_in(jax.random.key(config.seed), state.step)
-  aug_key, dropout_key = jax.random.split(step_key)
-  images, labels = augment.resize(batch['image'], batch['label'], config.model.image_size)
-  if config.augment.enabled:
-    images, labels = augment.augment(aug_key, images, labels, config.augment, mirror_label_map, axis_name)
+  images, labels, dropout_key = _step_inputs(state, batch, config, mirror_label_map, axis_name)
   weights = jnp.ones(images.shape[0], jnp.float32)
 
   def loss_and_logits(params):
@@ -134,17 +161,8 @@ def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, a
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_and_logits, has_aux=True)(state.params)
   grads = jax.lax.pmean(grads, axis_name)
   grad_norm = optax.global_norm(grads)
-  new_state = state.apply_gradients(grads=grads)
-  if updates:
-    new_state = new_state.replace(batch_stats=jax.lax.pmean(updates['batch_stats'], axis_name))
-  finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & _all_finite(
-      (new_state.params, new_state.opt_state, new_state.batch_stats))
-  # Roll the whole state back (params, optimiser moments, batch statistics, step) on a bad step.
-  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
-  # The logged loss is the optimised one: this step's global-batch loss, once per example.
-  step_metrics = metrics_lib.SegmentationMetrics.gather_from_model_output(
-      axis_name=axis_name, **metrics_lib.model_outputs(
-          logits, labels, jnp.ones(images.shape[0], bool), jnp.full(images.shape[0], loss)))
+  new_state = _updated(state, grads, updates, axis_name)
+  new_state, step_metrics, finite = _finish(state, new_state, (loss, grad_norm), logits, labels, loss, axis_name)
   return new_state, step_metrics, {'grad_norm': grad_norm, 'finite': finite, 'loss': loss}
 
 
@@ -159,11 +177,7 @@ def gan_train_step(state: GanState, batch, *, config, mirror_label_map, axis_nam
   per-example keys, and a non-finite step rolled back whole. It has its own losses (no
   config.loss): the logged loss is the generator's.
   """
-  step_key = jax.random.fold_in(jax.random.key(config.seed), state.step)
-  aug_key, dropout_key = jax.random.split(step_key)
-  images, labels = augment.resize(batch['image'], batch['label'], config.model.image_size)
-  if config.augment.enabled:
-    images, labels = augment.augment(aug_key, images, labels, config.augment, mirror_label_map, axis_name)
+  images, labels, dropout_key = _step_inputs(state, batch, config, mirror_label_map, axis_name)
   tanh = config.gan.output == 'tanh'
   condition = images * 2 - 1 if tanh else images
   real = labels[..., None].astype(jnp.float32)
@@ -192,17 +206,9 @@ def gan_train_step(state: GanState, batch, *, config, mirror_label_map, axis_nam
   (g_loss, (g_adv, g_l1)), d_fake = jax.value_and_grad(gen_loss, has_aux=True)(fake)
   g_grads = jax.lax.pmean(pull_back(d_fake)[0], axis_name)
   grad_norm = optax.global_norm(g_grads)
-  new_gen = gen.apply_gradients(grads=g_grads)
-  if updates:
-    new_gen = new_gen.replace(batch_stats=jax.lax.pmean(updates['batch_stats'], axis_name))
-  new_state = GanState(generator=new_gen, discriminator=new_disc)
-  finite = (jnp.isfinite(g_loss) & jnp.isfinite(d_loss) & jnp.isfinite(grad_norm)
-            & _all_finite((new_gen.params, new_gen.opt_state, new_gen.batch_stats,
-                           new_disc.params, new_disc.opt_state)))
-  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
-  step_metrics = metrics_lib.SegmentationMetrics.gather_from_model_output(
-      axis_name=axis_name, **metrics_lib.model_outputs(
-          logits, labels, jnp.ones(images.shape[0], bool), jnp.full(images.shape[0], g_loss)))
+  new_state = GanState(generator=_updated(gen, g_grads, updates, axis_name), discriminator=new_disc)
+  new_state, step_metrics, finite = _finish(state, new_state, (g_loss, d_loss, grad_norm), logits, labels, g_loss,
+                                            axis_name)
   return new_state, step_metrics, {'grad_norm': grad_norm, 'finite': finite, 'loss': g_loss,
                                    'd_loss': d_loss, 'g_adversarial': g_adv, 'g_l1': g_l1}
 

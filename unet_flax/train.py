@@ -10,6 +10,8 @@ one would.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import signal
 import threading
 import time
@@ -152,20 +154,41 @@ def _window_from(progress: dict):
   return metrics_lib.from_leaves([np.asarray(x, np.float64) for x in progress['train_window']])
 
 
-def train_and_evaluate(config, workdir: str) -> dict[str, float]:
+def train_and_evaluate(config, workdir: str | os.PathLike) -> dict[str, float]:
   """Trains (resuming from `workdir` if it holds checkpoints); returns the last validation metrics."""
   exp = Experiment(config)
   # Every exit path (an error, a signal) releases the lock, finishes in-flight saves and
   # flushes the metric writers.
   run = workdir_lib.Workdir(workdir)
-  with run.lock(), checkpoints.Manager(workdir, config) as manager, StopSignals() as signals:
+  with run.lock(), checkpoints.Manager(run, config) as manager, StopSignals() as signals:
     changes = run.check_same_experiment(config, exp.dataset, manager.has_checkpoints())
     run.record_start(config, exp.dataset, changes, exp.builder)
     with run.metric_writer() as writer:
-      return _train(exp, workdir, manager, signals, writer)
+      return _train(exp, run, manager, signals, writer)
 
 
-def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals: StopSignals,
+@dataclasses.dataclass(frozen=True)
+class Due:
+  """What a step owes before the next one: the loop's one sync point acts on it."""
+  log: bool
+  evaluate: bool
+  checkpoint: bool
+  stop: int | None  # the signal to stop on
+
+  @classmethod
+  def at(cls, step: int, total: int, config, received: int | None) -> 'Due':
+    is_last = step == total
+    return cls(log=step % config.log_every_steps == 0 or is_last,
+               evaluate=step % config.eval_every_steps == 0 or is_last,
+               checkpoint=step % config.checkpoint_every_steps == 0,
+               stop=None if is_last else received)
+
+  @property
+  def any(self) -> bool:
+    return self.log or self.evaluate or self.checkpoint or self.stop is not None
+
+
+def _train(exp: Experiment, run: workdir_lib.Workdir, manager: checkpoints.Manager, signals: StopSignals,
            writer: metrics_log.MetricWriter) -> dict:
   config = exp.config
   p_train, p_eval = pmap_steps(exp.loss_fn, config, exp.target.mirror_label_map)
@@ -175,7 +198,7 @@ def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals:
   if manager.has_checkpoints():  # damaged ones too: falls back, or says that none restores
     state, iter_state, progress = manager.restore(state, 'latest', with_progress=True)
     train_iter.set_state(iter_state)
-    print(f'Resumed from step {int(state.step)} in {workdir}.', flush=True)
+    print(f'Resumed from step {int(state.step)} in {run.path}.', flush=True)
   validation = exp.split('validation')
   step = int(state.step)
   saved_step = step if manager.latest_step() is not None else None
@@ -184,47 +207,41 @@ def _train(exp: Experiment, workdir: str, manager: checkpoints.Manager, signals:
   wall_before, start = progress.get('wall_seconds', 0.0), time.time()
   wall = lambda: wall_before + time.time() - start
 
-  def save(step, metrics=None):
-    nonlocal saved_step
-    manager.save(step, state, train_iter.get_state(), metrics, _progress(wall(), train_metrics))
-    saved_step = step
+  def validate():
+    result = summarize_eval(evaluate(p_eval, state, validation, exp.target, config), exp.class_names)
+    writer.write(step, 'validation', result)
+    writer.write_images(step, {'validation/image_truth_prediction': prediction_strip(
+        state, validation, exp.target, config, exp.class_names)})
+    return result
 
   while step < exp.total_steps:
     state, step_metrics, health = p_train(state, next(train_iter))
     step += 1
-    # Merged on the device: no host sync between logging steps.
+    # Merged on the device: the host waits for the device only at the sync point below.
     train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
     all_finite = jnp.logical_and(all_finite, health['finite'])
-    is_last = step == exp.total_steps
-    if step % config.log_every_steps == 0 or is_last:
-      _check_finite(all_finite, step, manager)
-      # Plus the step's health scalars: grad_norm, and the GAN's parts of its losses.
+    ticker(step)
+    due = Due.at(step, exp.total_steps, config, signals.agreed(step, config))
+    if not due.any:
+      continue
+    _check_finite(all_finite, step, manager)
+    if due.log:  # plus the step's health scalars: grad_norm, and the GAN's parts of its losses
       writer.write(step, 'train', {**metrics_lib.summarize(metrics_lib.to_host(train_metrics), exp.class_names),
                                    **{k: float(v) for k, v in health.items() if k not in ('finite', 'loss')}})
       train_metrics = None
-    ticker(step)
-    if step % config.eval_every_steps == 0 or is_last:
-      _check_finite(all_finite, step, manager)
-      last_eval = summarize_eval(evaluate(p_eval, state, validation, exp.target, config), exp.class_names)
-      writer.write(step, 'validation', last_eval)
-      writer.write_images(step, {'validation/image_truth_prediction': prediction_strip(
-          state, validation, exp.target, config, exp.class_names)})
-      save(step, last_eval)
-    elif step % config.checkpoint_every_steps == 0:
-      _check_finite(all_finite, step, manager)
-      save(step)
-    received = signals.agreed(step, config)
-    if received and not is_last:
-      _check_finite(all_finite, step, manager)
-      if saved_step != step:
-        save(step)
+    if due.evaluate:
+      last_eval = validate()
+    if (due.evaluate or due.checkpoint or due.stop) and saved_step != step:
+      manager.save(step, state, train_iter.get_state(), last_eval if due.evaluate else None,
+                   _progress(wall(), train_metrics))
+      saved_step = step
+    if due.stop:
       manager.close()  # the save is committed before the message says so
       raise Interrupted(
-          f'stopped by {signal.Signals(received).name} at step {step}/{exp.total_steps}; checkpoint '
-          f'saved in {manager.directory}. Rerun the same command to resume.', received)
+          f'stopped by {signal.Signals(due.stop).name} at step {step}/{exp.total_steps}; checkpoint '
+          f'saved in {manager.directory}. Rerun the same command to resume.', due.stop)
   if not last_eval:  # resumed at the last step: evaluate the final state all the same
-    last_eval = summarize_eval(evaluate(p_eval, state, validation, exp.target, config), exp.class_names)
-    writer.write(step, 'validation', last_eval)
+    last_eval = validate()
   manager.close()
   writer.write(step, 'summary', {'wall_seconds': wall(), 'steps': step})
   return last_eval
@@ -242,12 +259,12 @@ def _check_finite(all_finite, step, manager):
         f'config.optimizer.grad_clip_norm.')
 
 
-def evaluate_checkpoint(config, workdir: str, checkpoint: str = 'best', split: str = 'test') -> dict:
+def evaluate_checkpoint(config, workdir: str | os.PathLike, checkpoint: str = 'best', split: str = 'test') -> dict:
   """Restores `checkpoint` (best | latest | STEP) from `workdir` and evaluates `split`.
   A config whose target, model or data differ from the workdir's experiment is refused."""
-  exp = Experiment(config)
-  with checkpoints.Manager(workdir, config, read_only=True) as manager:
-    workdir_lib.Workdir(workdir).check_same_experiment(config, exp.dataset, True)
+  exp, run = Experiment(config), workdir_lib.Workdir(workdir)
+  with checkpoints.Manager(run, config, read_only=True) as manager:
+    run.check_same_experiment(config, exp.dataset, True)
     state, _ = manager.restore(exp.initial_state(), checkpoint)
   _, p_eval = pmap_steps(exp.loss_fn, config, exp.target.mirror_label_map)
   result = summarize_eval(evaluate(p_eval, state, exp.split(split), exp.target, config), exp.class_names)

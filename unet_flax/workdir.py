@@ -143,7 +143,14 @@ class Workdir:
   path: str
 
   def __post_init__(self):
-    object.__setattr__(self, 'path', os.fspath(self.path))  # a pathlib.Path from a test works too
+    object.__setattr__(self, 'path', os.fspath(self.path))  # a str, a pathlib.Path or a Workdir
+
+  def __fspath__(self) -> str:
+    """A Workdir is path-like: every function that takes a run folder takes one."""
+    return self.path
+
+  def __str__(self) -> str:  # messages name the folder as the user typed it
+    return self.path
 
   def _file(self, name: str) -> str:
     return os.path.join(self.path, name)
