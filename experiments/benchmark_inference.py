@@ -87,10 +87,9 @@ def main(argv):
   del argv
   import jax
   import numpy as np
-  from absl import logging
 
   from unet_flax import export, exported, speed
-  logging.set_verbosity(logging.WARNING)
+  cli.quiet_libraries()
   if bool(FLAGS.workdir) == bool(FLAGS.config):
     cli.fail('give exactly one of --workdir=RUN or --config=configs/X.py.')
   unknown = set(FLAGS.runtimes) - set(RUNTIMES) | set(FLAGS.dtypes) - set(export.DTYPES)
