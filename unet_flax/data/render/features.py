@@ -49,7 +49,7 @@ class Eyes:
         half_width=rng.uniform(0.36, 0.44), upper=rng.uniform(0.13, 0.22) * squint,
         lower=rng.uniform(0.06, 0.1) * squint, tilt=rng.uniform(-0.03, 0.09), iris=rng.uniform(0.15, 0.19),
         gaze=rng.normal(0, [0.05, 0.02]), iris_colour=np.array(iris_base[rng.integers(len(iris_base))])
-        * rng.uniform(0.7, 1.2), sclera=np.array([0.93, 0.9, 0.87]) * rng.uniform(0.9, 1.05),
+        * rng.uniform(0.7, 1.2), sclera=np.array([0.93, 0.9, 0.87]) * rng.uniform(0.75, 1.0),
         lash=rng.uniform(0.035, 0.07) + make_up * rng.uniform(0, 0.06),
         liner=rng.uniform(0.08, 0.25) if make_up > 0.5 and rng.random() < 0.5 else 0.0,
         shadow_colour=np.array([[0.3, 0.22, 0.2], [0.25, 0.2, 0.3], [0.45, 0.3, 0.25], [0.15, 0.12, 0.12],
@@ -95,6 +95,11 @@ def draw_eyes(c: canvas_lib.Canvas, proj, rng: np.random.Generator, eyes: Eyes, 
               * eyes.smile_lines)
     # The eye: sclera, iris, pupil, then the upper lid's shadow across the top.
     open_alpha = canvas_lib.poly_alpha(c.shape, [opening])
+    # The lids' margins and the socket's shadow ring the opening with a soft dark band; real
+    # bare eyes are darker around than the skin (measured on real label maps, docs/data.md).
+    centre_px = opening.mean(0)
+    margin = canvas_lib.poly_alpha(c.shape, [(opening - centre_px) * [1.12, 1.6] + centre_px], 0.04 * u)
+    c.shade(1 - margin * (1 - open_alpha) * rng.uniform(0.25, 0.5))
     middle = canvas_lib.poly_alpha(c.shape, [proj(ellipse(side, 0, eyes.half_width * 0.6, eyes.upper * 0.8),
                                                   EYE_RELIEF)], 0.25 * u)
     c.paint(open_alpha, np.asarray(eyes.sclera, np.float32) * (0.82 + 0.18 * middle[..., None]), name)
@@ -107,7 +112,7 @@ def draw_eyes(c: canvas_lib.Canvas, proj, rng: np.random.Generator, eyes: Eyes, 
     pupil = canvas_lib.poly_alpha(c.shape, [ellipse(*centre, r * rng.uniform(0.3, 0.5), r * 0.45, 24)]) * open_alpha
     c.paint(pupil, (0.03, 0.025, 0.025))
     top = proj(np.concatenate([upper_fu, (upper_fu + [0, eyes.upper * 0.7])[::-1]]), EYE_RELIEF)
-    c.shade(1 - canvas_lib.poly_alpha(c.shape, [top], 0.04 * u) * open_alpha * rng.uniform(0.1, 0.3))
+    c.shade(1 - canvas_lib.poly_alpha(c.shape, [top], 0.04 * u) * open_alpha * rng.uniform(0.3, 0.6))
     glint = proj([(side + eyes.gaze[0] + rng.uniform(-0.08, 0.08), eyes.gaze[1] - 0.06)], EYE_RELIEF)[0]
     c.glints += canvas_lib.poly_alpha(c.shape, [ellipse(*glint, 0.02 * u, 0.02 * u, 12)], 0.3) * open_alpha * 0.8
     # Lash lines, lashes and the eyeliner's wing.
@@ -118,8 +123,8 @@ def draw_eyes(c: canvas_lib.Canvas, proj, rng: np.random.Generator, eyes: Eyes, 
     # The lower lash line: with the upper one it outlines the eye as a frame's rim would, so
     # glasses-free faces show that outline too (kohl make-up draws it thick and dark).
     kohl = eyes.liner > 0 and rng.random() < 0.4
-    c.paint(canvas_lib.line_alpha(c.shape, [lower[1:-1]], eyes.lash * u * (1.0 if kohl else rng.uniform(0.4, 0.8)),
-                                  0.5) * (0.9 if kohl else rng.uniform(0.35, 0.85)), dark)
+    c.paint(canvas_lib.line_alpha(c.shape, [lower[1:-1]], eyes.lash * u * (1.0 if kohl else rng.uniform(0.5, 0.9)),
+                                  0.5) * (0.9 if kohl else rng.uniform(0.5, 0.9)), dark)
     low_idx = (np.linspace(0.35, 0.95, rng.integers(4, 12)) * (len(lower_fu) - 1)).astype(int)
     low_tips = lower_fu[low_idx] + np.stack([side * rng.uniform(0.0, 0.04, len(low_idx)),
                                              rng.uniform(0.03, 0.07, len(low_idx))], 1)

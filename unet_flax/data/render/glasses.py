@@ -68,7 +68,7 @@ class Glasses:
                corner=rng.uniform(0.15, 0.45), colour=(colour * rng.uniform(0.85, 1.15)).astype(np.float32),
                tortoise=not metal and rng.random() < 0.25, lens=lens, tint=tint.astype(np.float32),
                gradient=rng.uniform(0, 0.6) if lens != 'clear' else 0.0,
-               refraction=rng.uniform(1.0, 1.12) if rng.random() < 0.7 else rng.uniform(0.9, 1.0),
+               refraction=rng.uniform(1.0, 1.07) if rng.random() < 0.7 else rng.uniform(0.94, 1.0),
                reflection=rng.uniform(0.1, 0.45) if lens == 'sunglass' else rng.uniform(0.0, 0.1),
                glare=rng.uniform(0.2, 0.8) if rng.random() < 0.35 else 0.0)
 
