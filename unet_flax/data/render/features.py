@@ -96,7 +96,7 @@ def draw_eyes(c: canvas_lib.Canvas, proj, rng: np.random.Generator, eyes: Eyes, 
     # The eye: sclera, iris, pupil, then the upper lid's shadow across the top.
     open_alpha = canvas_lib.poly_alpha(c.shape, [opening])
     # The lids' margins and the socket's shadow ring the opening with a soft dark band; real
-    # bare eyes are darker around than the skin (measured on real label maps, docs/data.md).
+    # bare eyes are darker around than the skin (measured on real label maps: docs/data.md, "Synthetic faces").
     centre_px = opening.mean(0)
     margin = canvas_lib.poly_alpha(c.shape, [(opening - centre_px) * [1.12, 1.6] + centre_px], 0.04 * u)
     c.shade(1 - margin * (1 - open_alpha) * rng.uniform(0.25, 0.5))
