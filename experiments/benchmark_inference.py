@@ -89,7 +89,6 @@ def main(argv):
   import numpy as np
 
   from unet_flax import export, exported, speed
-  cli.quiet_libraries()
   if bool(FLAGS.workdir) == bool(FLAGS.config):
     cli.fail('give exactly one of --workdir=RUN or --config=configs/X.py.')
   unknown = set(FLAGS.runtimes) - set(RUNTIMES) | set(FLAGS.dtypes) - set(export.DTYPES)

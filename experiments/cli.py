@@ -100,16 +100,10 @@ def _parse_flags(argv):
     fail(f'bad --config flag ({" ".join(bad) or "--config"}): {_one_line(cause)}')
 
 
-def quiet_libraries() -> None:
-  """Libraries' INFO chatter only on request (--verbosity). Tools call it again after importing
-  TensorFlow or tf2onnx, which set their own level on import."""
-  if not flags.FLAGS['verbosity'].present:
-    logging.set_verbosity(logging.WARNING)
-
-
 def run(main) -> None:
   def guarded(argv):
-    quiet_libraries()
+    if not flags.FLAGS['verbosity'].present:  # libraries' INFO chatter only on request
+      logging.set_verbosity(logging.WARNING)
     try:
       return main(argv)
     except UserError as e:

@@ -37,7 +37,6 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from unet_flax import export
-  cli.quiet_libraries()  # TF's and tf2onnx's INFO lines would bury the result
   if FLAGS.parity_examples < 1:
     cli.fail(f'--parity_examples={FLAGS.parity_examples} must be at least 1.')
   path = export.export_workdir(FLAGS.workdir, FLAGS.format, FLAGS.dtype, FLAGS.output, FLAGS.checkpoint,
