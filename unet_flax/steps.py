@@ -137,8 +137,7 @@ def _finish(state, new_state, scalars, logits, labels, loss, axis_name):
   finite = jnp.all(jnp.isfinite(jnp.stack(scalars))) & _all_finite(new_state)
   new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
   n = logits.shape[0]
-  step_metrics = metrics_lib.SegmentationMetrics.gather_from_model_output(
-      axis_name=axis_name, **metrics_lib.model_outputs(logits, labels, jnp.ones(n, bool), jnp.full(n, loss)))
+  step_metrics = metrics_lib.global_batch(axis_name, logits, labels, jnp.ones(n, bool), jnp.full(n, loss))
   return new_state, step_metrics, finite
 
 
@@ -252,15 +251,13 @@ def eval_step(state: TrainState, batch, *, loss_fn, config, axis_name=AXIS):
   logits, _ = _apply(state, state.params, images, False)
   loss = loss_fn(logits, labels, valid.astype(jnp.float32), axis_name=axis_name)
   loss_per_example = jnp.where(valid, loss, 0.0)  # an all-padding batch has a NaN loss
-  at_model_size = metrics_lib.SegmentationMetrics.gather_from_model_output(
-      axis_name=axis_name, **metrics_lib.model_outputs(logits, labels, valid, loss_per_example))
+  at_model_size = metrics_lib.global_batch(axis_name, logits, labels, valid, loss_per_example)
   full_labels = batch['label']
   if full_labels.shape[1:3] == labels.shape[1:3]:
     return {'label_size': at_model_size, 'model_size': None}
   b, (h, w), k = logits.shape[0], full_labels.shape[1:3], logits.shape[-1]
   full_logits = jax.image.resize(logits, (b, h, w, k), 'bilinear')
-  at_label_size = metrics_lib.SegmentationMetrics.gather_from_model_output(
-      axis_name=axis_name, **metrics_lib.model_outputs(full_logits, full_labels, valid, loss_per_example))
+  at_label_size = metrics_lib.global_batch(axis_name, full_logits, full_labels, valid, loss_per_example)
   return {'label_size': at_label_size, 'model_size': at_model_size}
 
 

@@ -206,6 +206,10 @@ def _train(exp: Experiment, run: workdir_lib.Workdir, manager: checkpoints.Manag
   train_metrics, all_finite, last_eval = _window_from(progress), True, {}
   wall_before, start = progress.get('wall_seconds', 0.0), time.time()
   wall = lambda: wall_before + time.time() - start
+  # XLA:CPU runs every device's half of a step on one small thread pool: a device that starts
+  # the next step while the other still finishes this one has deadlocked it in a collective
+  # (docs/training.md, "A known crash on CPU"). So there, one step is in flight at a time.
+  one_step_in_flight = jax.default_backend() == 'cpu' and jax.local_device_count() > 1
 
   def validate():
     result = summarize_eval(evaluate(p_eval, state, validation, exp.target, config), exp.class_names)
@@ -216,6 +220,8 @@ def _train(exp: Experiment, run: workdir_lib.Workdir, manager: checkpoints.Manag
 
   while step < exp.total_steps:
     state, step_metrics, health = p_train(state, next(train_iter))
+    if one_step_in_flight:
+      health['finite'].block_until_ready()
     step += 1
     # Merged on the device: the host waits for the device only at the sync point below.
     train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
