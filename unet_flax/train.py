@@ -206,9 +206,10 @@ def _train(exp: Experiment, run: workdir_lib.Workdir, manager: checkpoints.Manag
   train_metrics, all_finite, last_eval = _window_from(progress), True, {}
   wall_before, start = progress.get('wall_seconds', 0.0), time.time()
   wall = lambda: wall_before + time.time() - start
-  # XLA:CPU runs every device's half of a step on one small thread pool: a device that starts
-  # the next step while the other still finishes this one has deadlocked it in a collective
-  # (docs/training.md, "A known crash on CPU"). So there, one step is in flight at a time.
+  # XLA:CPU runs every device's half of a step on one small thread pool (a thread per core);
+  # the aborts seen on 2 cores were a device waiting in a collective the other never reached
+  # (docs/training.md, "A crash on CPU"). So there, one step is in flight at a time and the
+  # devices start each step together (no measurable cost: docs/benchmarks.md).
   one_step_in_flight = jax.default_backend() == 'cpu' and jax.local_device_count() > 1
 
   def validate():
@@ -223,7 +224,7 @@ def _train(exp: Experiment, run: workdir_lib.Workdir, manager: checkpoints.Manag
     if one_step_in_flight:
       health['finite'].block_until_ready()
     step += 1
-    # Merged on the device: the host waits for the device only at the sync point below.
+    # Merged on the device: apart from the wait above, the host waits only at the sync point below.
     train_metrics = step_metrics if train_metrics is None else train_metrics.merge(step_metrics)
     all_finite = jnp.logical_and(all_finite, health['finite'])
     ticker(step)
