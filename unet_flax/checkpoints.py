@@ -142,12 +142,10 @@ def damage(step_dir: str, error: BaseException) -> str | None:
 
 def _unreadable_metrics(directory: str) -> dict[int, str]:
   """step -> what is wrong, for steps whose metrics file cannot be read."""
-  damaged = {}
-  for name in os.listdir(directory) if os.path.isdir(directory) else []:
-    path = os.path.join(directory, name, 'metrics', 'metrics')
-    if name.isdigit() and os.path.exists(path) and _unparsable(path):
-      damaged[int(name)] = f'metrics/metrics ({_unparsable(path)})'
-  return damaged
+  names = os.listdir(directory) if os.path.isdir(directory) else []
+  paths = {int(n): os.path.join(directory, n, 'metrics', 'metrics') for n in names if n.isdigit()}
+  reasons = {step: _unparsable(path) for step, path in paths.items() if os.path.exists(path)}
+  return {step: f'metrics/metrics ({why})' for step, why in reasons.items() if why}
 
 
 class _Without:
@@ -157,14 +155,11 @@ class _Without:
   def __init__(self, steps):
     self._format, self._steps = ocp.step.standard_name_format(), steps
 
-  def build_name(self, step: int) -> str:
-    return self._format.build_name(step)
+  def __getattr__(self, name):  # build_name, find_step: the standard format's
+    return getattr(self._format, name)
 
   def find_all(self, base_path):
     return (m for m in self._format.find_all(base_path) if m.step not in self._steps)
-
-  def find_step(self, base_path, step: int):
-    return self._format.find_step(base_path, step)
 
 
 class Manager:
@@ -259,8 +254,7 @@ class Manager:
           f'restore them from a copy, or train again in a fresh --workdir.')
     if failed:
       self._report(failed, step)
-    state, data_iter, progress = restored
-    return (state, data_iter, progress) if with_progress else (state, data_iter)
+    return restored if with_progress else restored[:2]
 
   def _try_restore(self, step: int, template_state, failed: dict):
     """(state, iterator state, progress), or None with the damage recorded in `failed`."""
@@ -301,8 +295,7 @@ class Manager:
         multihost_utils.sync_global_devices('damaged checkpoints moved aside')
       self._manager.reload()
     where = lambda s: f'moved to {moved[s]}' if s in moved else 'left where it is'
-    shown = '; '.join(f'step {s}: {why}, {where(s)}'
-                      for s, why in sorted(failed.items()))
+    shown = '; '.join(f'step {s}: {why}, {where(s)}' for s, why in sorted(failed.items()))
     logging.warning('Damaged checkpoint(s) in %s, kept for inspection (%s). Using step %d, the '
                     'newest checkpoint that restores.', self.directory, shown, step)
 
