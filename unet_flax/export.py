@@ -49,13 +49,8 @@ class ExportError(UserError):
 
 
 def check_request(fmt: str, dtype: str, batch: int, output: str) -> None:
-  problems = []
-  if fmt not in FORMATS:
-    problems.append(f'--format={fmt}: use one of {", ".join(FORMATS)}')
-  if dtype not in DTYPES:
-    problems.append(f'--dtype={dtype}: use one of {", ".join(DTYPES)}')
-  if output not in OUTPUTS:
-    problems.append(f'--outputs={output}: use one of {", ".join(OUTPUTS)}')
+  problems = [f'--{flag}={value}: use one of {", ".join(choices)}' for flag, value, choices in (
+      ('format', fmt, FORMATS), ('dtype', dtype, DTYPES), ('outputs', output, OUTPUTS)) if value not in choices]
   if batch < 0:
     problems.append(f'--batch={batch}: give a batch size, or 0 for a dynamic batch')
   if fmt == 'savedmodel' and dtype != 'float32':
@@ -176,10 +171,9 @@ def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np
     images = []
     for path in image_files(images_dir)[:count]:
       try:
-        im = predict.load_image(path)
+        images.append(predict.load_image(path))
       except UNREADABLE:
         continue
-      images.append(im)
     if not images:
       raise ExportError(f'--parity_images={images_dir} holds no readable images.')
     return predict.model_input(images, size), f'{len(images)} images of {images_dir}'
