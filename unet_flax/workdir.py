@@ -194,16 +194,10 @@ class Workdir:
     return read_json(self.eval_file(split), strict=strict)
 
   def write_eval(self, split: str, result: dict) -> str:
-    path = self.eval_file(split)
-    with open(path, 'w') as f:
-      json.dump(result, f, indent=2)
-    return path
+    return _write_text(self.eval_file(split), json.dumps(result, indent=2))
 
   def write_eval_classes(self, split: str, markdown: str) -> str:
-    path = self.eval_classes_file(split)
-    with open(path, 'w') as f:
-      f.write(markdown)
-    return path
+    return _write_text(self.eval_classes_file(split), markdown)
 
   def read_metrics(self) -> list[dict]:
     return metrics_log.read(self.metrics_file)
@@ -257,6 +251,12 @@ class Workdir:
       entry['changed_since_first_start'] = {k: {'was': a, 'now': b} for k, (a, b) in changes.items()}
     history.append(entry)
     _write_json(self.provenance_file, history)
+
+
+def _write_text(path: str, text: str) -> str:
+  with open(path, 'w') as f:
+    f.write(text)
+  return path
 
 
 def _write_json(path: str, value) -> None:
