@@ -130,7 +130,7 @@ def main(argv):
 
   from unet_flax import faces, pictures, scoring
   from unet_flax.data.checks import UNREADABLE
-  from unet_flax.predict import Predictor, load_image, predict_test_examples
+  from unet_flax.predict import Predictor, load_image, test_examples
   from unet_flax.workdir import Workdir
 
   if not FLAGS.from_test_split and not FLAGS.input:
@@ -166,8 +166,8 @@ def main(argv):
     Image.fromarray(np.concatenate(panels, axis=1)).save(os.path.join(output, f'{stem}_overlay.png'))
 
   if FLAGS.from_test_split:
-    images, labels, preds, _ = predict_test_examples(predictor, FLAGS.from_test_split)
-    for i, (image, label, pred) in enumerate(zip(images, labels, preds)):
+    images, labels = test_examples(predictor.config, FLAGS.from_test_split)
+    for i, (image, label, pred) in enumerate(zip(images, labels, predictor.labels(images))):
       save(f'test_{i:03d}', (image * 255).astype(np.uint8), pred, label)
     print(f'Wrote {len(images)} test predictions (prediction | ground truth) to {output}')
     return

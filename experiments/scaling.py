@@ -38,11 +38,6 @@ FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _platform() -> str:
-  import jax
-  return jax.default_backend()
-
-
 def run_benchmark(config_path: str, overrides: list[str], devices: int, batch_size: int, platform: str) -> dict:
   env = dict(os.environ)
   if platform == 'gpu':
@@ -105,7 +100,8 @@ def main(argv):
       raise UserError(f'--mode=strong: config.batch_size={config.batch_size} does not split over {bad} devices.')
   # The config's own overrides (--config.X=...) are passed on to every benchmark run.
   overrides = [a for a in sys.argv[1:] if a.startswith('--config.') and not a.startswith('--config.batch_size')]
-  platform = _platform()
+  import jax
+  platform = jax.default_backend()
   rows = []
   for d in counts:
     batch = config.batch_size * d if FLAGS.mode == 'weak' else config.batch_size

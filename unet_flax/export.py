@@ -235,12 +235,6 @@ def _sha256(path: str) -> str:
   return digest.hexdigest()
 
 
-def _fresh_output(output_dir: str) -> None:
-  if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
-    raise ExportError(f'--output={output_dir} already exists and is not an empty folder; choose another '
-                      f'or remove it (an earlier export is never overwritten).')
-
-
 def export_workdir(workdir: str | os.PathLike, fmt: str, dtype: str = 'float32', output_dir: str | None = None,
                    checkpoint: str = 'best', batch: int = 1, output: str = 'logits',
                    parity_examples: int = 8, parity_images_dir: str | None = None,
@@ -249,7 +243,9 @@ def export_workdir(workdir: str | os.PathLike, fmt: str, dtype: str = 'float32',
   `output_dir` only after its runtime reproduced the JAX model on the parity images."""
   check_request(fmt, dtype, batch, output)
   output_dir = output_dir or workdir_lib.Workdir(workdir).export_dir(fmt, dtype)
-  _fresh_output(output_dir)
+  if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
+    raise ExportError(f'--output={output_dir} already exists and is not an empty folder; choose another '
+                      f'or remove it (an earlier export is never overwritten).')
   _import_tensorflow()  # before the slow restore: a missing package is named at once
   predictor = predict.Predictor(workdir, checkpoint)
   images, source = parity_images(predictor.config, parity_examples, parity_images_dir)

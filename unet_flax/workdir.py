@@ -172,10 +172,6 @@ class Workdir:
     """The metrics `--mode=eval` wrote for a split."""
     return self._file(f'eval_{split}.json')
 
-  def eval_classes_file(self, split: str) -> str:
-    """Face parsing: the per-class table beside eval_file."""
-    return self._file(f'eval_{split}_classes.md')
-
   def export_dir(self, fmt: str, dtype: str) -> str:
     """Where an export goes unless told otherwise."""
     return os.path.join(self.path, 'export', f'{fmt}_{dtype}')
@@ -197,7 +193,8 @@ class Workdir:
     return _write_text(self.eval_file(split), json.dumps(result, indent=2))
 
   def write_eval_classes(self, split: str, markdown: str) -> str:
-    return _write_text(self.eval_classes_file(split), markdown)
+    """Face parsing: the per-class table beside eval_file."""
+    return _write_text(self._file(f'eval_{split}_classes.md'), markdown)
 
   def read_metrics(self) -> list[dict]:
     return metrics_log.read(self.metrics_file)
