@@ -79,11 +79,14 @@ def peer_wanted(mode: str) -> bool:
   return True
 
 
-def make_peer(config):
-  """The peer's variants, on the GPU when torch sees one."""
+def make_peer(config, params: int):
+  """The peer's variants, on the GPU when torch sees one; it must have our `params` parameters."""
   import torch
 
   from experiments.peers import torch_unet
+  peer_params = torch_unet.parameter_count(config.model)
+  if peer_params != params:
+    raise AssertionError(f'the peer has {peer_params:,} parameters, ours {params:,}: not the same network')
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
   return [(torch_unet.describe(v), torch_unet.Trainer(config, device, **v)) for v in torch_unet.variants(device)]
 
@@ -101,12 +104,7 @@ def main(argv):
   print(f'{device.device_kind} x{ours.devices}, jax {jax.__version__}, model.dtype={config.model.dtype}, '
         f'{params:,} parameters, batch {ours.batch_size} at {config.model.image_size}px '
         f'(input {ours.input_size}px), compiled in {ours.compile_seconds:.1f} s', flush=True)
-  peers = make_peer(config) if want_peer else []
-  if peers:
-    from experiments.peers import torch_unet
-    peer_params = torch_unet.parameter_count(config.model)
-    if peer_params != params:
-      raise AssertionError(f'the peer has {peer_params:,} parameters, ours {params:,}: not the same network')
+  peers = make_peer(config, params) if want_peer else []
   ours.time_steps(FLAGS.warmup)
   for _, trainer in peers:
     trainer.time_steps(FLAGS.warmup)

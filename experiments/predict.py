@@ -172,7 +172,7 @@ def main(argv):
     print(f'Wrote {len(images)} test predictions (prediction | ground truth) to {output}')
     return
   scorer = scoring.Scorer(predictor.class_names) if FLAGS.masks else None
-  done, skipped, unscored, faceless, found = 0, [], [], [], 0
+  skipped, unscored, faceless, found = [], [], [], 0
   for start in range(0, len(paths), FLAGS.batch_size):
     batch = []
     for path in paths[start:start + FLAGS.batch_size]:
@@ -211,11 +211,10 @@ def main(argv):
         else:
           scorer.add(stem, label, truth)
       save(stem, np.asarray(im), label, truth)
-      done += 1
     print(f'[{min(start + FLAGS.batch_size, len(paths))}/{len(paths)}] images', flush=True)
   if FLAGS.faces == 'auto' and not crop:
     print(f'Found {found} face(s); {len(faceless)} photo(s) without a face were predicted whole.')
-  print(f'Wrote {done} prediction(s) to {output}; skipped {len(skipped)}.')
+  print(f'Wrote {len(paths) - len(skipped)} prediction(s) to {output}; skipped {len(skipped)}.')
   if scorer is not None:
     _report_scores(scorer, output, unscored)
 

@@ -26,6 +26,7 @@ What a lock guards must survive a second holder: the dataset build does (see
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import json
@@ -141,10 +142,8 @@ class FileLock:
     except FileNotFoundError:
       return
     if stale is not None and _read(aside) != stale:
-      try:
+      with contextlib.suppress(FileExistsError):
         os.link(aside, self.path)
-      except FileExistsError:
-        pass
     os.remove(aside)
 
   def _heartbeat(self) -> None:
@@ -162,10 +161,8 @@ class FileLock:
     if self._beat is not None:
       self._beat.join()
     if _read(self.path) == self.record:  # not a lock that another process took over
-      try:
+      with contextlib.suppress(FileNotFoundError):
         os.remove(self.path)
-      except FileNotFoundError:
-        pass
     self.record = None
 
   def __enter__(self):
