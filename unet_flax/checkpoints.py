@@ -32,21 +32,12 @@ from unet_flax.data import parts as parts_lib
 from unet_flax.errors import UserError
 from unet_flax.workdir import Workdir
 
-
-class _ExpectedNotices(logging.Filter):
-  """Orbax warns on every save without metrics when it tracks a best checkpoint; periodic and
-  interrupt saves fall between evaluations and have none by design. It also warns that a
-  manager opened read-only (evaluation, prediction, export) will not save: it is meant not to."""
-
-  NOTICES = ('did not provide metrics', 'read_only=True, setting save_interval_steps=0',
-             'Given directory is read only')
-
-  def filter(self, record):
-    message = record.getMessage()
-    return not any(n in message for n in self.NOTICES)
-
-
-logging.getLogger('absl').addFilter(_ExpectedNotices())
+# Orbax warns on every save without metrics when it tracks a best checkpoint; periodic and
+# interrupt saves fall between evaluations and have none by design. It also warns that a
+# manager opened read-only (evaluation, prediction, export) will not save: it is meant not to.
+_EXPECTED_NOTICES = ('did not provide metrics', 'read_only=True, setting save_interval_steps=0',
+                     'Given directory is read only')
+logging.getLogger('absl').addFilter(lambda record: not any(n in record.getMessage() for n in _EXPECTED_NOTICES))
 
 
 class _ReportedDamage(logging.Filter):
