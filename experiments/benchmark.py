@@ -135,8 +135,7 @@ def main(argv):
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
   }
   if peers:
-    names = [name for name, _ in peers]
-    best = min(names, key=lambda n: statistics.median(r[n] for r in rounds))
+    best = min((name for name, _ in peers), key=lambda n: statistics.median(r[n] for r in rounds))
     peer_ms = statistics.median(r[best] for r in rounds)
     result.update({'peer': f'torch {__import__("torch").__version__} {best}',
                    'peer_images_per_s': ours.batch_size / (peer_ms / 1e3),

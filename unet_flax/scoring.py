@@ -27,7 +27,6 @@ from unet_flax.errors import UserError
 
 SCORES_JSON = 'scores.json'
 SCORES_MD = 'scores.md'
-MASK_FORMATS = ('binary', 'labels')
 
 
 class MaskFileError(UserError):

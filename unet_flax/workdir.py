@@ -7,7 +7,7 @@ A workdir belongs to one experiment: `experiment.json` holds the config and data
 the run that first trained there, and a rerun (or an eval) whose target, model, data or
 training recipe differs is refused with the fields that differ. Fields that may change
 on resume (`RESUMABLE_FIELDS`) are allowed and recorded in provenance.json.
-`TrainingLock` keeps a second training out of a workdir in use. Also: config.json,
+`Workdir.lock` keeps a second training out of a workdir in use. Also: config.json,
 provenance.json, eval_<split>.json, and where metrics.jsonl and TensorBoard go (metrics_log
 writes and reads them).
 
@@ -16,6 +16,7 @@ Only process 0 writes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -162,7 +163,7 @@ class Workdir:
   metrics_file = _entry('metrics.jsonl', 'One JSON row per logged step and split (metrics_log writes and reads it).')
   tensorboard_dir = _entry('tensorboard', 'TensorBoard event files, beside metrics.jsonl.')
   checkpoints_dir = _entry('checkpoints', 'One folder per saved step (checkpoints.Manager).')
-  lock_file = _entry('train.lock', 'Held for the duration of a training (TrainingLock).')
+  lock_file = _entry('train.lock', 'Held for the duration of a training (Workdir.lock).')
   history_picture = _entry('training_history.png', 'Loss and score against steps, written at the end of training.')
   predictions_picture = _entry('sample_predictions.png', 'Test examples with truth and prediction, written at the end '
                                                          'of training.')
@@ -202,8 +203,24 @@ class Workdir:
   def metric_writer(self) -> metrics_log.MetricWriter:
     return metrics_log.MetricWriter(self.metrics_file, self.tensorboard_dir)
 
-  def lock(self) -> TrainingLock:
-    return TrainingLock(self.lock_file)
+  @contextlib.contextmanager
+  def lock(self):
+    """The lock file holding host, PID and start time, for the duration of a training (a
+    `locks.FileLock`: what it relies on and where it does not hold is said there).
+
+    A lock left by a process that no longer runs on this host is stale and taken over; a lock
+    from another host cannot be checked, so the message says how to remove it.
+    """
+    lock = locks.FileLock(self.lock_file)
+    if jax.process_index() == 0 and (holder := lock.acquire()) is not None:
+      raise WorkdirBusyError(
+          f'{os.path.dirname(self.lock_file)} is in use by a training ({locks.describe(holder)}; lock '
+          f'{self.lock_file}). Wait for it to finish or stop it; if that process is gone, delete the '
+          f'lock file.')
+    try:
+      yield
+    finally:
+      lock.release()
 
   def check_same_experiment(self, config, dataset: dict, has_checkpoints: bool) -> dict:
     """Raises WorkdirMismatchError if the workdir's checkpoints come from another experiment;
@@ -262,30 +279,3 @@ def _write_json(path: str, value) -> None:
   with open(tmp, 'w') as f:
     json.dump(value, f, indent=2, sort_keys=isinstance(value, dict))
   os.replace(tmp, path)
-
-
-class TrainingLock:
-  """A workdir's lock file holding host, PID and start time, for the duration of a training
-  (a `locks.FileLock`: what it relies on and where it does not hold is said there).
-
-  A lock left by a process that no longer runs on this host is stale and taken over; a lock
-  from another host cannot be checked, so the message says how to remove it.
-  """
-
-  def __init__(self, path: str):
-    self.path = path
-    self._lock = locks.FileLock(self.path)
-
-  def __enter__(self):
-    if jax.process_index() != 0:
-      return self
-    holder = self._lock.acquire()
-    if holder is not None:
-      raise WorkdirBusyError(
-          f'{os.path.dirname(self.path)} is in use by a training ({locks.describe(holder)}; lock '
-          f'{self.path}). Wait for it to finish or stop it; if that process is gone, delete the '
-          f'lock file.')
-    return self
-
-  def __exit__(self, *exc):
-    self._lock.release()

@@ -39,11 +39,10 @@ def image_files(folder: str) -> list[str]:
           if not is_hidden(n) and os.path.splitext(n)[1].lower() in extensions]
 
 
-def _open_size(path: str, reduce_to: int | None) -> tuple[int, int]:
+def _open_size(path: str, reduce_to: int) -> tuple[int, int]:
   with Image.open(path) as img:
     size = img.size
-    if reduce_to:
-      img.draft('RGB', (reduce_to, reduce_to))  # JPEG: decode at 1/2..1/8 scale, still every byte
+    img.draft('RGB', (reduce_to, reduce_to))  # JPEG: decode at 1/2..1/8 scale, still every byte
     img.load()
   return size
 
