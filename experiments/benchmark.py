@@ -111,8 +111,7 @@ def main(argv):
 
   rounds = []
   for r in range(FLAGS.rounds):
-    ours_ms = 1e3 * statistics.median(ours.time_steps(FLAGS.steps))
-    row = {'ours_ms': ours_ms}
+    row = {'ours_ms': 1e3 * statistics.median(ours.time_steps(FLAGS.steps))}
     for name, trainer in peers:
       row[name] = 1e3 * statistics.median(trainer.time_steps(FLAGS.steps))
     rounds.append(row)

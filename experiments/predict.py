@@ -199,8 +199,7 @@ def main(argv):
       batch.append((path, image, boxes))
     if not batch:
       continue
-    crops = [faces.crop(im, box) for _, im, boxes in batch for box in boxes]
-    crop_labels = iter(predictor(crops))
+    crop_labels = iter(predictor([faces.crop(im, box) for _, im, boxes in batch for box in boxes]))
     for path, im, boxes in batch:
       label = faces.paste([next(crop_labels) for _ in boxes], boxes, im.size)
       stem = os.path.splitext(os.path.basename(path))[0]

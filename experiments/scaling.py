@@ -110,8 +110,7 @@ def main(argv):
   stem = os.path.splitext(os.path.basename(config_path))[0]
   out = FLAGS.output or os.path.join('runs', 'scaling', f'{stem}_{FLAGS.mode}')
   os.makedirs(out, exist_ok=True)
-  device = f"{rows[0]['device_kind']} ({platform})"
-  text = (f'# Scaling: {stem}, {FLAGS.mode}, {device}\n\n'
+  text = (f"# Scaling: {stem}, {FLAGS.mode}, {rows[0]['device_kind']} ({platform})\n\n"
           f'`python -m experiments.scaling {" ".join(sys.argv[1:])}`\n\n{table(rows, FLAGS.mode)}\n')
   if platform == 'cpu':
     text += ('\nCPU: the devices are forced host devices sharing this machine\'s cores, so this shows '
