@@ -154,16 +154,16 @@ def main(argv):
     print(_synthetic_note(predictor.config.target), file=sys.stderr)
 
   def save(stem, image, label, truth=None):
+    write = lambda kind, picture: Image.fromarray(picture).save(os.path.join(output, f'{stem}_{kind}.png'))
     if k > 1:
-      Image.fromarray(pictures.with_legend(pictures.colourize(label, k), predictor.class_names)).save(
-          os.path.join(output, f'{stem}_mask.png'))
-      Image.fromarray(label.astype(np.uint8)).save(os.path.join(output, f'{stem}_labels.png'))
+      write('mask', pictures.with_legend(pictures.colourize(label, k), predictor.class_names))
+      write('labels', label.astype(np.uint8))
     else:
-      Image.fromarray((label * 255).astype(np.uint8)).save(os.path.join(output, f'{stem}_mask.png'))
+      write('mask', (label * 255).astype(np.uint8))
     panels = [pictures.overlay(image, label, k)]
     if truth is not None:
       panels.append(pictures.overlay(image, scoring.at_size(truth, label.shape), k))
-    Image.fromarray(np.concatenate(panels, axis=1)).save(os.path.join(output, f'{stem}_overlay.png'))
+    write('overlay', np.concatenate(panels, axis=1))
 
   if FLAGS.from_test_split:
     images, labels = test_examples(predictor.config, FLAGS.from_test_split)
