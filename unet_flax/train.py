@@ -90,8 +90,7 @@ class Experiment:
     self.target = parts_lib.TargetMaker.from_config(config, part_names)
     self.class_names = parts_lib.class_names(config.target, part_names)
     self.loss_fn = losses.make_loss(config.loss)
-    self.steps_per_epoch = len(self.train_split) // config.batch_size
-    self.total_steps = config.num_train_steps or config.num_epochs * self.steps_per_epoch
+    self.total_steps = config.num_train_steps or config.num_epochs * (len(self.train_split) // config.batch_size)
     self.dataset = dataset_lib.identity(self.builder)
 
   def split(self, name):
