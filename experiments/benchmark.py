@@ -70,13 +70,10 @@ def end_to_end(config, ours, n: int) -> dict:
 
 def peer_wanted(mode: str) -> bool:
   """Whether the peer is timed; asked before compiling, so --peer=on without torch fails at once."""
-  if mode == 'off':
-    return False
-  if importlib.util.find_spec('torch') is None:
-    if mode == 'on':
-      raise UserError('--peer=on needs torch: pip install -r requirements-bench.txt')
-    return False
-  return True
+  available = mode != 'off' and importlib.util.find_spec('torch') is not None
+  if mode == 'on' and not available:
+    raise UserError('--peer=on needs torch: pip install -r requirements-bench.txt')
+  return available
 
 
 def make_peer(config, params: int):

@@ -83,21 +83,22 @@ def inference_function(state, image_size: int, output: str):
   return infer
 
 
-def tf_function(fn, image_size: int, batch: int):
-  """`fn` as a TF function with one input named `images`; batch 0 is dynamic."""
+def tf_module(fn, image_size: int, batch: int):
+  """A tf.Module whose `infer` is `fn` as a TF function with one input named `images`; batch 0 is
+  dynamic. The TFLite converter and SavedModel both take it."""
   tf = _import_tensorflow()
   from jax.experimental import jax2tf
   shape = [batch or None, image_size, image_size, 3]
   polymorphic = None if batch else [f'(b, {image_size}, {image_size}, 3)']
-  return tf.function(jax2tf.convert(fn, polymorphic_shapes=polymorphic, with_gradient=False),
-                     autograph=False, input_signature=[tf.TensorSpec(shape, tf.float32, name='images')])
+  module = tf.Module()
+  module.infer = tf.function(jax2tf.convert(fn, polymorphic_shapes=polymorphic, with_gradient=False),
+                             autograph=False, input_signature=[tf.TensorSpec(shape, tf.float32, name='images')])
+  return module
 
 
-def to_tflite(tf_fn, dtype: str) -> bytes:
+def to_tflite(module, dtype: str) -> bytes:
   tf = _import_tensorflow()
-  holder = tf.Module()
-  holder.infer = tf_fn
-  converter = tf.lite.TFLiteConverter.from_concrete_functions([tf_fn.get_concrete_function()], holder)
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([module.infer.get_concrete_function()], module)
   if dtype != 'float32':  # weights stored as float16, or as int8 with float activations
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if dtype == 'float16':
@@ -137,23 +138,17 @@ def _store_weights_as_float16(model) -> None:
   graph.node.extend(casts + nodes)
 
 
-def save_savedmodel(tf_fn, path: str) -> None:
-  tf = _import_tensorflow()
-  module = tf.Module()
-  module.infer = tf_fn
-  tf.saved_model.save(module, path, signatures={'serving_default': tf_fn.get_concrete_function()})
-
-
 def write_model(state, image_size: int, fmt: str, dtype: str, batch: int, output: str, folder: str) -> str:
   """Writes the network into `folder` as `fmt`; returns the model's path."""
-  tf_fn = tf_function(inference_function(state, image_size, output), image_size, batch)
+  module = tf_module(inference_function(state, image_size, output), image_size, batch)
   path = os.path.join(folder, exported.FILES[fmt])
   if fmt == 'savedmodel':
-    save_savedmodel(tf_fn, path)
+    _import_tensorflow().saved_model.save(module, path,
+                                          signatures={'serving_default': module.infer.get_concrete_function()})
     return path
   tflite_path = path if fmt == 'tflite' else os.path.join(folder, 'intermediate.tflite')
   with open(tflite_path, 'wb') as f:
-    f.write(to_tflite(tf_fn, dtype))
+    f.write(to_tflite(module, dtype))
   if fmt == 'onnx':
     tflite_to_onnx(tflite_path, path, dtype)
     os.remove(tflite_path)
