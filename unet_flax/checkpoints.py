@@ -16,6 +16,7 @@ that it can save those step numbers again.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -153,7 +154,7 @@ class _Without:
     return (m for m in self._format.find_all(base_path) if m.step not in self._steps)
 
 
-class Manager:
+class Manager(contextlib.AbstractContextManager):
 
   def __init__(self, workdir: str | os.PathLike, config, read_only: bool = False):
     self.directory = os.path.abspath(Workdir(workdir).checkpoints_dir)
@@ -177,9 +178,6 @@ class Manager:
           f'No checkpoints in {self.directory}: train first (python -m experiments.main '
           f'--config=... --workdir={workdir}) or point --workdir at a trained run.')
     self._manager = ocp.CheckpointManager(self.directory, options=options)
-
-  def __enter__(self):
-    return self
 
   def __exit__(self, *exc):
     self.close()

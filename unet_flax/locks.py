@@ -56,7 +56,7 @@ def describe(holder: dict | None) -> str:
   return f'PID {holder.get("pid")} on {holder.get("host")}, since {holder.get("started")}'
 
 
-class FileLock:
+class FileLock(contextlib.AbstractContextManager):
   """A lock file at `path`. `acquire()` takes it or returns the live holder's record;
   `acquire(wait=True)` waits until it is free. Use `release()` (or the lock as a context
   manager after `acquire`) to give it back."""
@@ -164,9 +164,6 @@ class FileLock:
       with contextlib.suppress(FileNotFoundError):
         os.remove(self.path)
     self.record = None
-
-  def __enter__(self):
-    return self
 
   def __exit__(self, *exc):
     self.release()

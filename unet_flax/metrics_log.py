@@ -7,6 +7,7 @@ only writes and reads them. Only process 0 writes or prints.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -40,7 +41,7 @@ def read(path: str) -> list[dict]:
   return [rows[i] for i in sorted(latest.values(), key=lambda i: (rows[i]['step'], i))]
 
 
-class MetricWriter:
+class MetricWriter(contextlib.AbstractContextManager):
   """metrics.jsonl and TensorBoard event files (process 0 only).
 
   TensorBoard events are written with tensorboardX, which needs no TensorFlow (CLU's own
@@ -78,9 +79,6 @@ class MetricWriter:
     if self._tb is not None:
       self._tb.close()
       self._tb = None
-
-  def __enter__(self):
-    return self
 
   def __exit__(self, *exc):
     self.close()

@@ -135,8 +135,7 @@ def eval_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_b
            'label': np.zeros((split.size, split.size), np.uint8)}
   for _ in range(eval_num_batches(split, global_batch_size)):
     chunk = [e for _, e in zip(range(host_batch), examples)]
-    valid = np.zeros(host_batch, bool)
-    valid[:len(chunk)] = True
+    valid = np.arange(host_batch) < len(chunk)
     yield _stack(chunk + [blank] * (host_batch - len(chunk)), devices, host_batch, valid)
 
 
