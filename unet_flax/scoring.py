@@ -85,14 +85,9 @@ def merged_left_right(class_names: Sequence[str]) -> tuple[tuple[str, ...], np.n
   """Class names with each left/right pair as one class (`eye`, `brow`, `ear`), and the table
   from a class id to its merged id."""
   merged_of = {left: left[2:] for pair in parts_lib.LEFT_RIGHT_PAIRS for left in pair}
-  names: list[str] = []
-  table = []
-  for name in class_names:
-    name = merged_of.get(name, name)
-    if name not in names:
-      names.append(name)
-    table.append(names.index(name))
-  return tuple(names), np.asarray(table)
+  merged = [merged_of.get(name, name) for name in class_names]
+  names = tuple(dict.fromkeys(merged))  # in order of first appearance
+  return names, np.asarray([names.index(name) for name in merged])
 
 
 class Scorer:

@@ -240,8 +240,7 @@ class Workdir:
     changed = {k: v for k, v in differences(recorded['config'], config_dict(config)).items()
                if k in recorded_fields}
     fixed = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
-    same_data = {k: v for k, v in differences(recorded['dataset'], dataset).items() if k != 'data_dir'}
-    fixed.update({f'dataset[{k}]': v for k, v in same_data.items()})
+    fixed.update({f'dataset[{k}]': v for k, v in differences(recorded['dataset'], dataset).items() if k != 'data_dir'})
     if fixed:
       shown = '; '.join(f'{k}: {old!r} -> {new!r}' for k, (old, new) in list(fixed.items())[:8])
       raise WorkdirMismatchError(
