@@ -185,7 +185,6 @@ def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np
 def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> dict:
   """What an app needs to run the file correctly, and where it came from."""
   config, size, k = predictor.config, predictor.image_size, predictor.num_classes
-  test_metrics = workdir_lib.Workdir(workdir).read_eval('test')
   binary = k == 1
   synthetic = config.dataset.config.startswith('synthetic')
   return {
@@ -206,7 +205,7 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
                               if binary else 'argmax over the channels (channel i is classes[i])'),
                  **({} if binary else {'palette': pictures.PALETTE[:k].tolist()})},
       'source': {'workdir': os.path.abspath(workdir), 'checkpoint_step': predictor.step,
-                 'config': config.to_dict(), 'test_metrics': test_metrics,
+                 'config': config.to_dict(), 'test_metrics': workdir_lib.Workdir(workdir).read_eval('test'),
                  'synthetic_data': synthetic,
                  **({'real_photos': real_photos.summary(config.target)} if synthetic else {})},
       'parity': parity,

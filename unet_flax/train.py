@@ -141,9 +141,8 @@ class StopSignals:
 
 def _progress(wall_seconds: float, train_metrics) -> dict:
   """What a checkpoint keeps besides the state, as JSON."""
-  leaves = None
-  if train_metrics is not None:
-    leaves = [np.asarray(x).tolist() for x in jax.tree.leaves(metrics_lib.to_host(train_metrics))]
+  leaves = None if train_metrics is None else [
+      np.asarray(x).tolist() for x in jax.tree.leaves(metrics_lib.to_host(train_metrics))]
   return {'wall_seconds': wall_seconds, 'train_window': leaves}
 
 
