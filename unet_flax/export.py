@@ -128,9 +128,8 @@ def _store_weights_as_float16(model) -> None:
   for init in graph.initializer:
     if init.data_type != onnx.TensorProto.FLOAT or np.prod(init.dims) <= 16:
       continue
-    value = numpy_helper.to_array(init).astype(np.float16)
     name = init.name
-    init.CopyFrom(numpy_helper.from_array(value, f'{name}__f16'))
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f'{name}__f16'))
     casts.append(helper.make_node('Cast', [f'{name}__f16'], [name], to=onnx.TensorProto.FLOAT,
                                   name=f'{name}__to_f32'))
   nodes = list(graph.node)
