@@ -102,17 +102,14 @@ def main(argv):
         f'{params:,} parameters, batch {ours.batch_size} at {config.model.image_size}px '
         f'(input {ours.input_size}px), compiled in {ours.compile_seconds:.1f} s', flush=True)
   peers = make_peer(config, params) if want_peer else []
-  ours.time_steps(FLAGS.warmup)
-  for _, trainer in peers:
-    trainer.time_steps(FLAGS.warmup)
+  timed = [('ours_ms', ours), *peers]  # in this order in every round
+  for _, stepper in timed:
+    stepper.time_steps(FLAGS.warmup)
 
   rounds = []
   for r in range(FLAGS.rounds):
-    row = {'ours_ms': 1e3 * statistics.median(ours.time_steps(FLAGS.steps))}
-    for name, trainer in peers:
-      row[name] = 1e3 * statistics.median(trainer.time_steps(FLAGS.steps))
-    rounds.append(row)
-    print(f'round {r + 1}: ' + ', '.join(f'{k} {v:.1f} ms' for k, v in row.items()), flush=True)
+    rounds.append({name: 1e3 * statistics.median(stepper.time_steps(FLAGS.steps)) for name, stepper in timed})
+    print(f'round {r + 1}: ' + ', '.join(f'{k} {v:.1f} ms' for k, v in rounds[-1].items()), flush=True)
 
   step_ms = statistics.median(r['ours_ms'] for r in rounds)
   dtype = config.model.dtype
