@@ -182,10 +182,6 @@ class Manager(contextlib.AbstractContextManager):
   def __exit__(self, *exc):
     self.close()
 
-  def latest_step(self):
-    """The latest step Orbax can open (damaged ones may be newer)."""
-    return self._manager.latest_step()
-
   def has_checkpoints(self) -> bool:
     """Whether there is anything to resume from, or to report as damaged."""
     return bool(self._manager.all_steps()) or bool(self.damaged)

@@ -157,7 +157,6 @@ def write_model(state, image_size: int, fmt: str, dtype: str, batch: int, output
 def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np.ndarray, str]:
   """[N, S, S, 3] float images for the parity check, and where they came from: the first
   `count` test examples of the workdir's dataset, or the images of `images_dir`."""
-  size = config.model.image_size
   if images_dir:
     from unet_flax.data.checks import UNREADABLE, image_files
     if not os.path.isdir(images_dir):
@@ -170,7 +169,7 @@ def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np
         continue
     if not images:
       raise ExportError(f'--parity_images={images_dir} holds no readable images.')
-    return predict.model_input(images, size), f'{len(images)} images of {images_dir}'
+    return predict.model_input(images, config.model.image_size), f'{len(images)} images of {images_dir}'
   from unet_flax.data import dataset as dataset_lib
   builder = dataset_lib.make_builder(config.dataset)
   if not dataset_lib.is_prepared(builder):

@@ -199,7 +199,7 @@ def _train(exp: Experiment, run: workdir_lib.Workdir, manager: checkpoints.Manag
     print(f'Resumed from step {int(state.step)} in {run.path}.', flush=True)
   validation = exp.split('validation')
   step = int(state.step)
-  saved_step = step if manager.latest_step() is not None else None
+  saved_step = step if manager.has_checkpoints() else None  # resumed from a checkpoint at `step`
   ticker = metrics_log.Progress(exp.total_steps, start_step=step)
   train_metrics, all_finite, last_eval = _window_from(progress), True, {}
   wall_before, start = progress.get('wall_seconds', 0.0), time.time()
