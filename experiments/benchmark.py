@@ -70,20 +70,20 @@ def end_to_end(config, ours, n: int) -> dict:
 
 def peer_wanted(mode: str) -> bool:
   """Whether the peer is timed; asked before compiling, so --peer=on without torch fails at once."""
-  if mode == 'off':
-    return False
-  if importlib.util.find_spec('torch') is None:
-    if mode == 'on':
-      raise UserError('--peer=on needs torch: pip install -r requirements-bench.txt')
-    return False
-  return True
+  available = mode != 'off' and importlib.util.find_spec('torch') is not None
+  if mode == 'on' and not available:
+    raise UserError('--peer=on needs torch: pip install -r requirements-bench.txt')
+  return available
 
 
-def make_peer(config):
-  """The peer's variants, on the GPU when torch sees one."""
+def make_peer(config, params: int):
+  """The peer's variants, on the GPU when torch sees one; it must have our `params` parameters."""
   import torch
 
   from experiments.peers import torch_unet
+  peer_params = torch_unet.parameter_count(config.model)
+  if peer_params != params:
+    raise AssertionError(f'the peer has {peer_params:,} parameters, ours {params:,}: not the same network')
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
   return [(torch_unet.describe(v), torch_unet.Trainer(config, device, **v)) for v in torch_unet.variants(device)]
 
@@ -101,24 +101,15 @@ def main(argv):
   print(f'{device.device_kind} x{ours.devices}, jax {jax.__version__}, model.dtype={config.model.dtype}, '
         f'{params:,} parameters, batch {ours.batch_size} at {config.model.image_size}px '
         f'(input {ours.input_size}px), compiled in {ours.compile_seconds:.1f} s', flush=True)
-  peers = make_peer(config) if want_peer else []
-  if peers:
-    from experiments.peers import torch_unet
-    peer_params = torch_unet.parameter_count(config.model)
-    if peer_params != params:
-      raise AssertionError(f'the peer has {peer_params:,} parameters, ours {params:,}: not the same network')
-  ours.time_steps(FLAGS.warmup)
-  for _, trainer in peers:
-    trainer.time_steps(FLAGS.warmup)
+  peers = make_peer(config, params) if want_peer else []
+  timed = [('ours_ms', ours), *peers]  # in this order in every round
+  for _, stepper in timed:
+    stepper.time_steps(FLAGS.warmup)
 
   rounds = []
   for r in range(FLAGS.rounds):
-    ours_ms = 1e3 * statistics.median(ours.time_steps(FLAGS.steps))
-    row = {'ours_ms': ours_ms}
-    for name, trainer in peers:
-      row[name] = 1e3 * statistics.median(trainer.time_steps(FLAGS.steps))
-    rounds.append(row)
-    print(f'round {r + 1}: ' + ', '.join(f'{k} {v:.1f} ms' for k, v in row.items()), flush=True)
+    rounds.append({name: 1e3 * statistics.median(stepper.time_steps(FLAGS.steps)) for name, stepper in timed})
+    print(f'round {r + 1}: ' + ', '.join(f'{k} {v:.1f} ms' for k, v in rounds[-1].items()), flush=True)
 
   step_ms = statistics.median(r['ours_ms'] for r in rounds)
   dtype = config.model.dtype
@@ -137,8 +128,7 @@ def main(argv):
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
   }
   if peers:
-    names = [name for name, _ in peers]
-    best = min(names, key=lambda n: statistics.median(r[n] for r in rounds))
+    best = min((name for name, _ in peers), key=lambda n: statistics.median(r[n] for r in rounds))
     peer_ms = statistics.median(r[best] for r in rounds)
     result.update({'peer': f'torch {__import__("torch").__version__} {best}',
                    'peer_images_per_s': ours.batch_size / (peer_ms / 1e3),

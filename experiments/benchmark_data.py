@@ -48,12 +48,13 @@ def _write_celebamask_shaped_tree(root, n):
     big.save(path, quality=int(np.random.default_rng(i).integers(85, 96)))
 
 
-def bench_build(n):
+def bench_build():
   import ml_collections
 
   from unet_flax.data import dataset
   root = tempfile.mkdtemp(prefix='celebamask_shaped_')
   data_dir = tempfile.mkdtemp(prefix='tfds_bench_')
+  n = FLAGS.build_images
   try:
     _write_celebamask_shaped_tree(root, n)
     cfg = ml_collections.ConfigDict({'config': 'celebamask_hq', 'data_dir': data_dir, 'manual_dir': root})
@@ -115,12 +116,9 @@ def bench_augment():
 
 def main(argv):
   del argv
-  if 'build' in FLAGS.what:
-    bench_build(FLAGS.build_images)
-  if 'pipeline' in FLAGS.what:
-    bench_pipeline()
-  if 'augment' in FLAGS.what:
-    bench_augment()
+  for name, bench in zip(BENCHMARKS, (bench_build, bench_pipeline, bench_augment)):
+    if name in FLAGS.what:
+      bench()
 
 
 if __name__ == '__main__':

@@ -103,12 +103,10 @@ def main(argv):
   xn = rng.random((FLAGS.batch, size, size, 3), np.float32)
   rows = []
   with tempfile.TemporaryDirectory() as folder:
-    reference = None
+    outs = []
     for runtime, dtype, one, many in runners(state, size, threads, folder):
-      out = np.asarray(many(xn))
-      if reference is None:
-        reference = out  # JAX, when timed, comes first
-      agree = exported.agreement(reference, out)
+      outs.append(np.asarray(many(xn)))
+      agree = exported.agreement(outs[0], outs[-1])  # against the first runtime: JAX, when timed
       lat = speed.time_calls(lambda: one(x1), FLAGS.repeats, FLAGS.warmup)
       thr = speed.time_calls(lambda: many(xn), max(3, FLAGS.repeats // 3), FLAGS.warmup)
       rows.append({'runtime': runtime, 'dtype': dtype, 'latency_ms_median': 1e3 * statistics.median(lat),

@@ -32,10 +32,9 @@ FLAGS = flags.FLAGS
 
 def _cluster_processes() -> int:
   """Processes in the job when run under SLURM, Open MPI or a Kubernetes Indexed Job (else 1)."""
-  for var in ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE', 'UNET_FLAX_NUM_PROCESSES'):
-    if os.environ.get(var, '').isdigit():
-      return int(os.environ[var])
-  return 1
+  found = [os.environ[v] for v in ('SLURM_NTASKS', 'OMPI_COMM_WORLD_SIZE', 'UNET_FLAX_NUM_PROCESSES')
+           if os.environ.get(v, '').isdigit()]
+  return int(found[0]) if found else 1
 
 
 def _start_processes(config) -> None:

@@ -130,7 +130,7 @@ def main(argv):
 
   from unet_flax import faces, pictures, scoring
   from unet_flax.data.checks import UNREADABLE
-  from unet_flax.predict import Predictor, load_image, predict_test_examples
+  from unet_flax.predict import Predictor, load_image, test_examples
   from unet_flax.workdir import Workdir
 
   if not FLAGS.from_test_split and not FLAGS.input:
@@ -154,25 +154,25 @@ def main(argv):
     print(_synthetic_note(predictor.config.target), file=sys.stderr)
 
   def save(stem, image, label, truth=None):
+    write = lambda kind, picture: Image.fromarray(picture).save(os.path.join(output, f'{stem}_{kind}.png'))
     if k > 1:
-      Image.fromarray(pictures.with_legend(pictures.colourize(label, k), predictor.class_names)).save(
-          os.path.join(output, f'{stem}_mask.png'))
-      Image.fromarray(label.astype(np.uint8)).save(os.path.join(output, f'{stem}_labels.png'))
+      write('mask', pictures.with_legend(pictures.colourize(label, k), predictor.class_names))
+      write('labels', label.astype(np.uint8))
     else:
-      Image.fromarray((label * 255).astype(np.uint8)).save(os.path.join(output, f'{stem}_mask.png'))
+      write('mask', (label * 255).astype(np.uint8))
     panels = [pictures.overlay(image, label, k)]
     if truth is not None:
       panels.append(pictures.overlay(image, scoring.at_size(truth, label.shape), k))
-    Image.fromarray(np.concatenate(panels, axis=1)).save(os.path.join(output, f'{stem}_overlay.png'))
+    write('overlay', np.concatenate(panels, axis=1))
 
   if FLAGS.from_test_split:
-    images, labels, preds, _ = predict_test_examples(predictor, FLAGS.from_test_split)
-    for i, (image, label, pred) in enumerate(zip(images, labels, preds)):
+    images, labels = test_examples(predictor.config, FLAGS.from_test_split)
+    for i, (image, label, pred) in enumerate(zip(images, labels, predictor.labels(images))):
       save(f'test_{i:03d}', (image * 255).astype(np.uint8), pred, label)
     print(f'Wrote {len(images)} test predictions (prediction | ground truth) to {output}')
     return
   scorer = scoring.Scorer(predictor.class_names) if FLAGS.masks else None
-  done, skipped, unscored, faceless, found = 0, [], [], [], 0
+  skipped, unscored, faceless, found = [], [], [], 0
   for start in range(0, len(paths), FLAGS.batch_size):
     batch = []
     for path in paths[start:start + FLAGS.batch_size]:
@@ -199,8 +199,7 @@ def main(argv):
       batch.append((path, image, boxes))
     if not batch:
       continue
-    crops = [faces.crop(im, box) for _, im, boxes in batch for box in boxes]
-    crop_labels = iter(predictor(crops))
+    crop_labels = iter(predictor([faces.crop(im, box) for _, im, boxes in batch for box in boxes]))
     for path, im, boxes in batch:
       label = faces.paste([next(crop_labels) for _ in boxes], boxes, im.size)
       stem = os.path.splitext(os.path.basename(path))[0]
@@ -211,11 +210,10 @@ def main(argv):
         else:
           scorer.add(stem, label, truth)
       save(stem, np.asarray(im), label, truth)
-      done += 1
     print(f'[{min(start + FLAGS.batch_size, len(paths))}/{len(paths)}] images', flush=True)
   if FLAGS.faces == 'auto' and not crop:
     print(f'Found {found} face(s); {len(faceless)} photo(s) without a face were predicted whole.')
-  print(f'Wrote {done} prediction(s) to {output}; skipped {len(skipped)}.')
+  print(f'Wrote {len(paths) - len(skipped)} prediction(s) to {output}; skipped {len(skipped)}.')
   if scorer is not None:
     _report_scores(scorer, output, unscored)
 

@@ -38,11 +38,6 @@ FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _platform() -> str:
-  import jax
-  return jax.default_backend()
-
-
 def run_benchmark(config_path: str, overrides: list[str], devices: int, batch_size: int, platform: str) -> dict:
   env = dict(os.environ)
   if platform == 'gpu':
@@ -105,7 +100,8 @@ def main(argv):
       raise UserError(f'--mode=strong: config.batch_size={config.batch_size} does not split over {bad} devices.')
   # The config's own overrides (--config.X=...) are passed on to every benchmark run.
   overrides = [a for a in sys.argv[1:] if a.startswith('--config.') and not a.startswith('--config.batch_size')]
-  platform = _platform()
+  import jax
+  platform = jax.default_backend()
   rows = []
   for d in counts:
     batch = config.batch_size * d if FLAGS.mode == 'weak' else config.batch_size
@@ -114,8 +110,7 @@ def main(argv):
   stem = os.path.splitext(os.path.basename(config_path))[0]
   out = FLAGS.output or os.path.join('runs', 'scaling', f'{stem}_{FLAGS.mode}')
   os.makedirs(out, exist_ok=True)
-  device = f"{rows[0]['device_kind']} ({platform})"
-  text = (f'# Scaling: {stem}, {FLAGS.mode}, {device}\n\n'
+  text = (f"# Scaling: {stem}, {FLAGS.mode}, {rows[0]['device_kind']} ({platform})\n\n"
           f'`python -m experiments.scaling {" ".join(sys.argv[1:])}`\n\n{table(rows, FLAGS.mode)}\n')
   if platform == 'cpu':
     text += ('\nCPU: the devices are forced host devices sharing this machine\'s cores, so this shows '

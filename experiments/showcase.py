@@ -34,25 +34,25 @@ def main(argv):
   # Show the face: the square the first face was predicted in, clipped to the photo.
   b = boxes[0]
   view = np.s_[max(b.y0, 0):min(b.y1, photo.height), max(b.x0, 0):min(b.x1, photo.width)]
-  panels, titles = [np.asarray(photo)[view]], ['photo (NASA, public domain)']
+
+  def titled(panel, title):  # FLAGS.size pixels high, the title above it
+    img = Image.fromarray(panel)
+    img = img.resize((round(img.width * FLAGS.size / img.height), FLAGS.size), Image.Resampling.LANCZOS)
+    canvas = Image.new('RGB', (img.width, img.height + 18), 'white')
+    canvas.paste(img, (0, 18))
+    ImageDraw.Draw(canvas).text((4, 3), title, fill='black')
+    return np.asarray(canvas)
+
+  panels = [titled(np.asarray(photo)[view], 'photo (NASA, public domain)')]
   for workdir in FLAGS.workdirs:
     predictor = Predictor(workdir)
     label = faces.paste(predictor([faces.crop(photo, box) for box in boxes]), boxes, photo.size)
     panel = pictures.overlay(np.asarray(photo)[view], label[view], predictor.num_classes)
     if predictor.num_classes > 1:
       panel = pictures.with_legend(panel, predictor.class_names)
-    panels.append(panel)
-    titles.append(f'{os.path.basename(os.path.normpath(workdir))}: {predictor.config.target}')
-  scaled = []
-  for panel, title in zip(panels, titles):
-    img = Image.fromarray(panel)
-    img = img.resize((round(img.width * FLAGS.size / img.height), FLAGS.size), Image.Resampling.LANCZOS)
-    canvas = Image.new('RGB', (img.width, img.height + 18), 'white')
-    canvas.paste(img, (0, 18))
-    ImageDraw.Draw(canvas).text((4, 3), title, fill='black')
-    scaled.append(np.asarray(canvas))
+    panels.append(titled(panel, f'{os.path.basename(os.path.normpath(workdir))}: {predictor.config.target}'))
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-  Image.fromarray(np.concatenate(scaled, axis=1)).save(FLAGS.output)
+  Image.fromarray(np.concatenate(panels, axis=1)).save(FLAGS.output)
   print(f'Wrote {FLAGS.output}')
 
 

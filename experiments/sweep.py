@@ -49,15 +49,12 @@ def parse_axes(specs: list[str]) -> list[tuple[str, list[str]]]:
 
 def runs(axes, zipped: bool) -> list[list[tuple[str, str]]]:
   """Each run's overrides, [(field, value), ...], in order."""
-  if not axes:
-    return [[]]
-  if zipped:
-    lengths = {len(v) for _, v in axes}
-    if len(lengths) != 1:
-      cli.fail(f'--zip needs the same number of values for every --sweep field; got '
-               f'{ {f: len(v) for f, v in axes} }.')
-    return [list(zip([f for f, _ in axes], values)) for values in zip(*(v for _, v in axes))]
-  return [list(zip([f for f, _ in axes], values)) for values in itertools.product(*(v for _, v in axes))]
+  fields, values = [f for f, _ in axes], [v for _, v in axes]
+  if zipped and len({len(v) for v in values}) > 1:
+    cli.fail(f'--zip needs the same number of values for every --sweep field; got '
+             f'{ {f: len(v) for f, v in axes} }.')
+  combos = zip(*values) if zipped and axes else itertools.product(*values)  # no axes: one run
+  return [list(zip(fields, combo)) for combo in combos]
 
 
 def run_name(overrides) -> str:

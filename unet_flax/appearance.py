@@ -145,22 +145,23 @@ def apply(keys, images, labels, cfg, axis_name=None):
   if not enabled(cfg):
     return images, labels
   split = jax.vmap(lambda k: jax.random.split(k, 2 * len(OPTIONS)))(keys)
-  per = lambda i, fn, *xs: jax.vmap(fn)(split[:, i], *xs)
+
+  def per(i, option, fn, images, *extra):  # fn(key, image, *extra) on each example, with probability cfg[option]
+    maybe = lambda k, x, *e: _maybe(k, cfg[option], fn(jax.random.fold_in(k, 1), x, *e), x)
+    return jax.vmap(maybe)(split[:, i], images, *extra)
+
   if cfg.colour_style > 0:
-    images = per(0, lambda k, x: _maybe(k, cfg.colour_style, colour_style(jax.random.fold_in(k, 1), x), x),
-                 images)
+    images = per(0, 'colour_style', colour_style, images)
   if cfg.randconv > 0:
-    kernels = tuple(cfg.randconv_kernels)
-    images = per(1, lambda k, x: _maybe(k, cfg.randconv, randconv(jax.random.fold_in(k, 1), x, kernels), x),
-                 images)
+    images = per(1, 'randconv', lambda k, x: randconv(k, x, tuple(cfg.randconv_kernels)), images)
   if cfg.amplitude_mix > 0:
     partners = _partners(split[:, 2], images, axis_name)
-    images = per(3, lambda k, x, p: _maybe(k, cfg.amplitude_mix, amplitude_mix(
-        jax.random.fold_in(k, 1), x, p, cfg.amplitude_mix_strength), x), images, partners)
+    images = per(3, 'amplitude_mix', lambda k, x, p: amplitude_mix(k, x, p, cfg.amplitude_mix_strength), images,
+                 partners)
   if cfg.blur_noise > 0:
-    images = per(4, lambda k, x: _maybe(k, cfg.blur_noise, blur_noise(jax.random.fold_in(k, 1), x), x), images)
+    images = per(4, 'blur_noise', blur_noise, images)
   if cfg.jpeg > 0:
-    images = per(5, lambda k, x: _maybe(k, cfg.jpeg, jpeg(jax.random.fold_in(k, 1), x), x), images)
+    images = per(5, 'jpeg', jpeg, images)
   if cfg.cutout > 0:
     def one(k, x, y):
       cx, cy = cutout(jax.random.fold_in(k, 1), x, y)

@@ -16,6 +16,7 @@ that it can save those step numbers again.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -32,21 +33,12 @@ from unet_flax.data import parts as parts_lib
 from unet_flax.errors import UserError
 from unet_flax.workdir import Workdir
 
-
-class _ExpectedNotices(logging.Filter):
-  """Orbax warns on every save without metrics when it tracks a best checkpoint; periodic and
-  interrupt saves fall between evaluations and have none by design. It also warns that a
-  manager opened read-only (evaluation, prediction, export) will not save: it is meant not to."""
-
-  NOTICES = ('did not provide metrics', 'read_only=True, setting save_interval_steps=0',
-             'Given directory is read only')
-
-  def filter(self, record):
-    message = record.getMessage()
-    return not any(n in message for n in self.NOTICES)
-
-
-logging.getLogger('absl').addFilter(_ExpectedNotices())
+# Orbax warns on every save without metrics when it tracks a best checkpoint; periodic and
+# interrupt saves fall between evaluations and have none by design. It also warns that a
+# manager opened read-only (evaluation, prediction, export) will not save: it is meant not to.
+_EXPECTED_NOTICES = ('did not provide metrics', 'read_only=True, setting save_interval_steps=0',
+                     'Given directory is read only')
+logging.getLogger('absl').addFilter(lambda record: not any(n in record.getMessage() for n in _EXPECTED_NOTICES))
 
 
 class _ReportedDamage(logging.Filter):
@@ -142,12 +134,10 @@ def damage(step_dir: str, error: BaseException) -> str | None:
 
 def _unreadable_metrics(directory: str) -> dict[int, str]:
   """step -> what is wrong, for steps whose metrics file cannot be read."""
-  damaged = {}
-  for name in os.listdir(directory) if os.path.isdir(directory) else []:
-    path = os.path.join(directory, name, 'metrics', 'metrics')
-    if name.isdigit() and os.path.exists(path) and _unparsable(path):
-      damaged[int(name)] = f'metrics/metrics ({_unparsable(path)})'
-  return damaged
+  names = os.listdir(directory) if os.path.isdir(directory) else []
+  paths = {int(n): os.path.join(directory, n, 'metrics', 'metrics') for n in names if n.isdigit()}
+  reasons = {step: _unparsable(path) for step, path in paths.items() if os.path.exists(path)}
+  return {step: f'metrics/metrics ({why})' for step, why in reasons.items() if why}
 
 
 class _Without:
@@ -157,17 +147,14 @@ class _Without:
   def __init__(self, steps):
     self._format, self._steps = ocp.step.standard_name_format(), steps
 
-  def build_name(self, step: int) -> str:
-    return self._format.build_name(step)
+  def __getattr__(self, name):  # build_name, find_step: the standard format's
+    return getattr(self._format, name)
 
   def find_all(self, base_path):
     return (m for m in self._format.find_all(base_path) if m.step not in self._steps)
 
-  def find_step(self, base_path, step: int):
-    return self._format.find_step(base_path, step)
 
-
-class Manager:
+class Manager(contextlib.AbstractContextManager):
 
   def __init__(self, workdir: str | os.PathLike, config, read_only: bool = False):
     self.directory = os.path.abspath(Workdir(workdir).checkpoints_dir)
@@ -192,15 +179,8 @@ class Manager:
           f'--config=... --workdir={workdir}) or point --workdir at a trained run.')
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
-  def __enter__(self):
-    return self
-
   def __exit__(self, *exc):
     self.close()
-
-  def latest_step(self):
-    """The latest step Orbax can open (damaged ones may be newer)."""
-    return self._manager.latest_step()
 
   def has_checkpoints(self) -> bool:
     """Whether there is anything to resume from, or to report as damaged."""
@@ -259,8 +239,7 @@ class Manager:
           f'restore them from a copy, or train again in a fresh --workdir.')
     if failed:
       self._report(failed, step)
-    state, data_iter, progress = restored
-    return (state, data_iter, progress) if with_progress else (state, data_iter)
+    return restored if with_progress else restored[:2]
 
   def _try_restore(self, step: int, template_state, failed: dict):
     """(state, iterator state, progress), or None with the damage recorded in `failed`."""
@@ -301,8 +280,7 @@ class Manager:
         multihost_utils.sync_global_devices('damaged checkpoints moved aside')
       self._manager.reload()
     where = lambda s: f'moved to {moved[s]}' if s in moved else 'left where it is'
-    shown = '; '.join(f'step {s}: {why}, {where(s)}'
-                      for s, why in sorted(failed.items()))
+    shown = '; '.join(f'step {s}: {why}, {where(s)}' for s, why in sorted(failed.items()))
     logging.warning('Damaged checkpoint(s) in %s, kept for inspection (%s). Using step %d, the '
                     'newest checkpoint that restores.', self.directory, shown, step)
 

@@ -113,19 +113,15 @@ def _flip_problems(config) -> list[str]:
     safe = parts_lib.flip_safe(config.target, parts_lib.dataset_parts(config.dataset.config))
   except parts_lib.TargetError:
     return []  # a part the dataset lacks: named where the target is built from the dataset's parts
-  if safe:
-    return []
-  return [f'config.target={config.target!r} is not left/right symmetric, so a horizontal flip would '
-          f'mislabel it; add the mirrored parts or set config.augment.hflip=False']
+  return [] if safe else [f'config.target={config.target!r} is not left/right symmetric, so a horizontal '
+                          f'flip would mislabel it; add the mirrored parts or set config.augment.hflip=False']
 
 
 def validate(config, devices: int, hosts: int = 1) -> None:
   """Raises one ConfigError naming every bad field; fills an empty `best_metric`."""
   problems = _number_problems(config) + _name_problems(config)
-  for field in ('batch_size', 'eval_batch_size'):
-    problem = batch_divisibility_problem(field, config[field], devices, hosts)
-    if problem:
-      problems.append(problem)
+  problems += [problem for field in ('batch_size', 'eval_batch_size')
+               if (problem := batch_divisibility_problem(field, config[field], devices, hosts))]
   classes = parts_lib.num_classes(config.target)
   if config.model.kind not in steps.KINDS:
     problems.append(f'config.model.kind={config.model.kind!r}: use one of {list(steps.KINDS)}')

@@ -49,13 +49,8 @@ class ExportError(UserError):
 
 
 def check_request(fmt: str, dtype: str, batch: int, output: str) -> None:
-  problems = []
-  if fmt not in FORMATS:
-    problems.append(f'--format={fmt}: use one of {", ".join(FORMATS)}')
-  if dtype not in DTYPES:
-    problems.append(f'--dtype={dtype}: use one of {", ".join(DTYPES)}')
-  if output not in OUTPUTS:
-    problems.append(f'--outputs={output}: use one of {", ".join(OUTPUTS)}')
+  problems = [f'--{flag}={value}: use one of {", ".join(choices)}' for flag, value, choices in (
+      ('format', fmt, FORMATS), ('dtype', dtype, DTYPES), ('outputs', output, OUTPUTS)) if value not in choices]
   if batch < 0:
     problems.append(f'--batch={batch}: give a batch size, or 0 for a dynamic batch')
   if fmt == 'savedmodel' and dtype != 'float32':
@@ -88,21 +83,22 @@ def inference_function(state, image_size: int, output: str):
   return infer
 
 
-def tf_function(fn, image_size: int, batch: int):
-  """`fn` as a TF function with one input named `images`; batch 0 is dynamic."""
+def tf_module(fn, image_size: int, batch: int):
+  """A tf.Module whose `infer` is `fn` as a TF function with one input named `images`; batch 0 is
+  dynamic. The TFLite converter and SavedModel both take it."""
   tf = _import_tensorflow()
   from jax.experimental import jax2tf
   shape = [batch or None, image_size, image_size, 3]
   polymorphic = None if batch else [f'(b, {image_size}, {image_size}, 3)']
-  return tf.function(jax2tf.convert(fn, polymorphic_shapes=polymorphic, with_gradient=False),
-                     autograph=False, input_signature=[tf.TensorSpec(shape, tf.float32, name='images')])
+  module = tf.Module()
+  module.infer = tf.function(jax2tf.convert(fn, polymorphic_shapes=polymorphic, with_gradient=False),
+                             autograph=False, input_signature=[tf.TensorSpec(shape, tf.float32, name='images')])
+  return module
 
 
-def to_tflite(tf_fn, dtype: str) -> bytes:
+def to_tflite(module, dtype: str) -> bytes:
   tf = _import_tensorflow()
-  holder = tf.Module()
-  holder.infer = tf_fn
-  converter = tf.lite.TFLiteConverter.from_concrete_functions([tf_fn.get_concrete_function()], holder)
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([module.infer.get_concrete_function()], module)
   if dtype != 'float32':  # weights stored as float16, or as int8 with float activations
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if dtype == 'float16':
@@ -132,9 +128,8 @@ def _store_weights_as_float16(model) -> None:
   for init in graph.initializer:
     if init.data_type != onnx.TensorProto.FLOAT or np.prod(init.dims) <= 16:
       continue
-    value = numpy_helper.to_array(init).astype(np.float16)
     name = init.name
-    init.CopyFrom(numpy_helper.from_array(value, f'{name}__f16'))
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f'{name}__f16'))
     casts.append(helper.make_node('Cast', [f'{name}__f16'], [name], to=onnx.TensorProto.FLOAT,
                                   name=f'{name}__to_f32'))
   nodes = list(graph.node)
@@ -142,23 +137,17 @@ def _store_weights_as_float16(model) -> None:
   graph.node.extend(casts + nodes)
 
 
-def save_savedmodel(tf_fn, path: str) -> None:
-  tf = _import_tensorflow()
-  module = tf.Module()
-  module.infer = tf_fn
-  tf.saved_model.save(module, path, signatures={'serving_default': tf_fn.get_concrete_function()})
-
-
 def write_model(state, image_size: int, fmt: str, dtype: str, batch: int, output: str, folder: str) -> str:
   """Writes the network into `folder` as `fmt`; returns the model's path."""
-  tf_fn = tf_function(inference_function(state, image_size, output), image_size, batch)
+  module = tf_module(inference_function(state, image_size, output), image_size, batch)
   path = os.path.join(folder, exported.FILES[fmt])
   if fmt == 'savedmodel':
-    save_savedmodel(tf_fn, path)
+    _import_tensorflow().saved_model.save(module, path,
+                                          signatures={'serving_default': module.infer.get_concrete_function()})
     return path
   tflite_path = path if fmt == 'tflite' else os.path.join(folder, 'intermediate.tflite')
   with open(tflite_path, 'wb') as f:
-    f.write(to_tflite(tf_fn, dtype))
+    f.write(to_tflite(module, dtype))
   if fmt == 'onnx':
     tflite_to_onnx(tflite_path, path, dtype)
     os.remove(tflite_path)
@@ -168,7 +157,6 @@ def write_model(state, image_size: int, fmt: str, dtype: str, batch: int, output
 def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np.ndarray, str]:
   """[N, S, S, 3] float images for the parity check, and where they came from: the first
   `count` test examples of the workdir's dataset, or the images of `images_dir`."""
-  size = config.model.image_size
   if images_dir:
     from unet_flax.data.checks import UNREADABLE, image_files
     if not os.path.isdir(images_dir):
@@ -176,13 +164,12 @@ def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np
     images = []
     for path in image_files(images_dir)[:count]:
       try:
-        im = predict.load_image(path)
+        images.append(predict.load_image(path))
       except UNREADABLE:
         continue
-      images.append(im)
     if not images:
       raise ExportError(f'--parity_images={images_dir} holds no readable images.')
-    return predict.model_input(images, size), f'{len(images)} images of {images_dir}'
+    return predict.model_input(images, config.model.image_size), f'{len(images)} images of {images_dir}'
   from unet_flax.data import dataset as dataset_lib
   builder = dataset_lib.make_builder(config.dataset)
   if not dataset_lib.is_prepared(builder):
@@ -196,7 +183,6 @@ def parity_images(config, count: int, images_dir: str | None = None) -> tuple[np
 def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> dict:
   """What an app needs to run the file correctly, and where it came from."""
   config, size, k = predictor.config, predictor.image_size, predictor.num_classes
-  test_metrics = workdir_lib.Workdir(workdir).read_eval('test')
   binary = k == 1
   synthetic = config.dataset.config.startswith('synthetic')
   return {
@@ -217,7 +203,7 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
                               if binary else 'argmax over the channels (channel i is classes[i])'),
                  **({} if binary else {'palette': pictures.PALETTE[:k].tolist()})},
       'source': {'workdir': os.path.abspath(workdir), 'checkpoint_step': predictor.step,
-                 'config': config.to_dict(), 'test_metrics': test_metrics,
+                 'config': config.to_dict(), 'test_metrics': workdir_lib.Workdir(workdir).read_eval('test'),
                  'synthetic_data': synthetic,
                  **({'real_photos': real_photos.summary(config.target)} if synthetic else {})},
       'parity': parity,
@@ -241,12 +227,6 @@ def _sha256(path: str) -> str:
   return digest.hexdigest()
 
 
-def _fresh_output(output_dir: str) -> None:
-  if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
-    raise ExportError(f'--output={output_dir} already exists and is not an empty folder; choose another '
-                      f'or remove it (an earlier export is never overwritten).')
-
-
 def export_workdir(workdir: str | os.PathLike, fmt: str, dtype: str = 'float32', output_dir: str | None = None,
                    checkpoint: str = 'best', batch: int = 1, output: str = 'logits',
                    parity_examples: int = 8, parity_images_dir: str | None = None,
@@ -255,7 +235,9 @@ def export_workdir(workdir: str | os.PathLike, fmt: str, dtype: str = 'float32',
   `output_dir` only after its runtime reproduced the JAX model on the parity images."""
   check_request(fmt, dtype, batch, output)
   output_dir = output_dir or workdir_lib.Workdir(workdir).export_dir(fmt, dtype)
-  _fresh_output(output_dir)
+  if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
+    raise ExportError(f'--output={output_dir} already exists and is not an empty folder; choose another '
+                      f'or remove it (an earlier export is never overwritten).')
   _import_tensorflow()  # before the slow restore: a missing package is named at once
   predictor = predict.Predictor(workdir, checkpoint)
   images, source = parity_images(predictor.config, parity_examples, parity_images_dir)

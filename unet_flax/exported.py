@@ -121,14 +121,9 @@ class ExportedModel:
     images = np.ascontiguousarray(images, np.float32)
     if self.batch is None or len(images) == self.batch:
       return np.asarray(self._run(images))
-    out = []
-    for start in range(0, len(images), self.batch):
-      chunk = images[start:start + self.batch]
-      pad = self.batch - len(chunk)
-      if pad:
-        chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], np.float32)])
-      out.append(np.asarray(self._run(chunk))[:self.batch - pad])
-    return np.concatenate(out)
+    padded = np.concatenate([images, np.zeros((-len(images) % self.batch,) + images.shape[1:], np.float32)])
+    out = [np.asarray(self._run(padded[start:start + self.batch])) for start in range(0, len(padded), self.batch)]
+    return np.concatenate(out)[:len(images)]
 
 
 class ExportedPredictor(predict.MaskPredictor):

@@ -22,7 +22,6 @@ from PIL import Image
 
 from unet_flax.errors import UserError
 
-FACES_MODES = ('auto', 'none')
 # dlib's box in CelebA-HQ framing, as fractions of the square image's side.
 FRAMING = {'box_width': 0.564, 'box_centre_x': 0.489, 'box_centre_y': 0.592}
 # Photos are searched at this longest side (and once upsampled): faces down to about 40 pixels

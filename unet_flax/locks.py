@@ -26,6 +26,7 @@ What a lock guards must survive a second holder: the dataset build does (see
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import json
@@ -55,7 +56,7 @@ def describe(holder: dict | None) -> str:
   return f'PID {holder.get("pid")} on {holder.get("host")}, since {holder.get("started")}'
 
 
-class FileLock:
+class FileLock(contextlib.AbstractContextManager):
   """A lock file at `path`. `acquire()` takes it or returns the live holder's record;
   `acquire(wait=True)` waits until it is free. Use `release()` (or the lock as a context
   manager after `acquire`) to give it back."""
@@ -141,10 +142,8 @@ class FileLock:
     except FileNotFoundError:
       return
     if stale is not None and _read(aside) != stale:
-      try:
+      with contextlib.suppress(FileExistsError):
         os.link(aside, self.path)
-      except FileExistsError:
-        pass
     os.remove(aside)
 
   def _heartbeat(self) -> None:
@@ -162,14 +161,9 @@ class FileLock:
     if self._beat is not None:
       self._beat.join()
     if _read(self.path) == self.record:  # not a lock that another process took over
-      try:
+      with contextlib.suppress(FileNotFoundError):
         os.remove(self.path)
-      except FileNotFoundError:
-        pass
     self.record = None
-
-  def __enter__(self):
-    return self
 
   def __exit__(self, *exc):
     self.release()

@@ -54,12 +54,10 @@ class ConfusionCounts(clu_metrics.Metric):
     return cls(tp=zero, fp=zero, fn=zero, pixels=zero)
 
   def merge(self, other):
-    return type(self)(tp=self.tp + other.tp, fp=self.fp + other.fp, fn=self.fn + other.fn,
-                      pixels=self.pixels + other.pixels)
+    return jax.tree.map(lambda a, b: a + b, self, other)
 
   def reduce(self):
-    return type(self)(tp=self.tp.sum(0), fp=self.fp.sum(0), fn=self.fn.sum(0),
-                      pixels=self.pixels.sum(0))
+    return jax.tree.map(lambda x: x.sum(0), self)
 
   def compute(self):
     tp, fp, fn = (np.asarray(a, np.float64) for a in (self.tp, self.fp, self.fn))

@@ -7,6 +7,7 @@ only writes and reads them. Only process 0 writes or prints.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -40,12 +41,11 @@ def read(path: str) -> list[dict]:
   return [rows[i] for i in sorted(latest.values(), key=lambda i: (rows[i]['step'], i))]
 
 
-class MetricWriter:
+class MetricWriter(contextlib.AbstractContextManager):
   """metrics.jsonl and TensorBoard event files (process 0 only).
 
-  TensorBoard events are written with tensorboardX, which needs no TensorFlow. It has
-  the methods of CLU's `MetricWriter` interface that training uses (write_scalars,
-  write_images, flush, close); CLU's own TensorBoard writer imports TensorFlow.
+  TensorBoard events are written with tensorboardX, which needs no TensorFlow (CLU's own
+  TensorBoard writer imports TensorFlow).
   """
 
   def __init__(self, path: str, tensorboard_dir: str):
@@ -65,12 +65,9 @@ class MetricWriter:
         f'{k}={v:.4f}' for k, v in scalars.items() if '/' not in k), flush=True)
     with open(self._path, 'a') as f:
       f.write(json.dumps({'step': step, 'split': split, **scalars}) + '\n')
-    self.write_scalars(step, {f'{split}/{k}': v for k, v in scalars.items() if v is not None})
-
-  def write_scalars(self, step: int, scalars: dict) -> None:
-    if self._tb is not None:
-      for name, value in scalars.items():
-        self._tb.add_scalar(name, float(value), step)
+    for name, value in scalars.items():
+      if value is not None and self._tb is not None:
+        self._tb.add_scalar(f'{split}/{name}', float(value), step)
 
   def write_images(self, step: int, images: dict) -> None:
     """images: name -> uint8 [N, H, W, 3]."""
@@ -78,17 +75,10 @@ class MetricWriter:
       for name, batch in images.items():
         self._tb.add_images(name, batch, step, dataformats='NHWC')
 
-  def flush(self):
-    if self._tb is not None:
-      self._tb.flush()
-
   def close(self):
     if self._tb is not None:
       self._tb.close()
       self._tb = None
-
-  def __enter__(self):
-    return self
 
   def __exit__(self, *exc):
     self.close()

@@ -51,5 +51,4 @@ def legend(class_names: Sequence[str], height: int | None = None, row: int = 14)
 
 def with_legend(picture: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
   """`picture` (uint8 [H, W, 3]) with the class legend to its right."""
-  panel = legend(class_names, height=picture.shape[0])
-  return np.concatenate([picture, panel], axis=1)
+  return np.concatenate([picture, legend(class_names, height=picture.shape[0])], axis=1)

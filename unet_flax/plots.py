@@ -12,7 +12,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from unet_flax.data import parts as parts_lib  # noqa: E402
 from unet_flax.pictures import PALETTE, colourize, overlay  # noqa: E402
 from unet_flax.workdir import Workdir  # noqa: E402
 
@@ -32,11 +31,7 @@ def training_history(workdir: str | os.PathLike) -> str:
     ax.set_xlabel('step')
     ax.grid(alpha=0.3)
     ax.legend()
-  fig.tight_layout()
-  path = run.history_picture
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return _save(fig, run.history_picture)
 
 
 def compare_runs(workdirs, labels, path: str) -> str:
@@ -54,10 +49,7 @@ def compare_runs(workdirs, labels, path: str) -> str:
     ax.set_xlabel('step')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return _save(fig, path)
 
 
 def sample_predictions(workdir: str | os.PathLike, images, labels, predictions, num_classes: int,
@@ -79,9 +71,13 @@ def sample_predictions(workdir: str | os.PathLike, images, labels, predictions, 
       axes[row, col].axis('off')
       if row == 0:
         axes[row, col].set_title(title)
-  fig.tight_layout(rect=(0, 0, 0.84 if num_classes > 1 and class_names else 1, 1))
-  path = Workdir(workdir).predictions_picture
-  fig.savefig(path, dpi=80)
+  return _save(fig, Workdir(workdir).predictions_picture, dpi=80,
+               rect=(0, 0, 0.84 if num_classes > 1 and class_names else 1, 1))
+
+
+def _save(fig, path: str, dpi: int = 100, **layout) -> str:
+  fig.tight_layout(**layout)
+  fig.savefig(path, dpi=dpi)
   plt.close(fig)
   return path
 
@@ -90,9 +86,10 @@ def write_all(workdir: str | os.PathLike, config, num_examples: int = 6) -> list
   """Both pictures for a trained workdir (its best checkpoint, on the test split). Every
   process restores the checkpoint (Orbax restores are collective); process 0 writes."""
   from unet_flax import predict  # only here: plotting the history needs no model
-  images, labels, preds, num_classes = predict.predict_test_examples(predict.Predictor(workdir, config=config),
-                                                                     num_examples)
+  predictor = predict.Predictor(workdir, config=config)
+  images, labels = predict.test_examples(config, num_examples)
+  preds = predictor.labels(images)
   if jax.process_index() != 0:
     return []
-  names = parts_lib.class_names(config.target, parts_lib.CELEBAMASK_HQ_PARTS)
-  return [training_history(workdir), sample_predictions(workdir, images, labels, preds, num_classes, names)]
+  grid = sample_predictions(workdir, images, labels, preds, predictor.num_classes, predictor.class_names)
+  return [training_history(workdir), grid]

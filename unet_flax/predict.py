@@ -117,10 +117,3 @@ def test_examples(config, count: int) -> tuple[np.ndarray, np.ndarray]:
   split = pipeline.open_split(dataset_lib.make_builder(config.dataset), 'test')
   target = parts_lib.TargetMaker.from_config(config, split.part_names)
   return pipeline.examples_at_model_size(split, target, count, config.model.image_size)
-
-
-def predict_test_examples(predictor: MaskPredictor, num_examples: int):
-  """(images, labels, predictions, num_classes) for the first test examples of the predictor's
-  dataset, at model size."""
-  images, labels = test_examples(predictor.config, num_examples)
-  return images, labels, predictor.labels(images), predictor.num_classes

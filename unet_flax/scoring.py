@@ -27,7 +27,6 @@ from unet_flax.errors import UserError
 
 SCORES_JSON = 'scores.json'
 SCORES_MD = 'scores.md'
-MASK_FORMATS = ('binary', 'labels')
 
 
 class MaskFileError(UserError):
@@ -86,14 +85,9 @@ def merged_left_right(class_names: Sequence[str]) -> tuple[tuple[str, ...], np.n
   """Class names with each left/right pair as one class (`eye`, `brow`, `ear`), and the table
   from a class id to its merged id."""
   merged_of = {left: left[2:] for pair in parts_lib.LEFT_RIGHT_PAIRS for left in pair}
-  names: list[str] = []
-  table = []
-  for name in class_names:
-    name = merged_of.get(name, name)
-    if name not in names:
-      names.append(name)
-    table.append(names.index(name))
-  return tuple(names), np.asarray(table)
+  merged = [merged_of.get(name, name) for name in class_names]
+  names = tuple(dict.fromkeys(merged))  # in order of first appearance
+  return names, np.asarray([names.index(name) for name in merged])
 
 
 class Scorer:
@@ -110,14 +104,11 @@ class Scorer:
     """Scores one photo; `pred` is resized to `truth`'s shape."""
     confusion = _confusion(at_size(pred, truth.shape), truth, self.k)
     self.total += confusion
+    f1, iou = _f1_iou(confusion)
     row: dict = {'photo': name, 'reference_pixels': int(confusion[1:].sum()) if self.binary else None}
     if self.binary:
-      row['predicted_pixels'] = int(confusion[:, 1].sum())
-      f1, iou = _f1_iou(confusion)
-      row['dice'] = None if np.isnan(f1[1]) else float(f1[1])
-      row['iou'] = None if np.isnan(iou[1]) else float(iou[1])
+      row.update(predicted_pixels=int(confusion[:, 1].sum()), dice=_number(f1[1]), iou=_number(iou[1]))
     else:
-      f1, _ = _f1_iou(confusion)
       labelled = confusion.sum(1)[1:] > 0
       row['mean_f1'] = float(np.mean(f1[1:][labelled])) if labelled.any() else None
     self.photos.append(row)
@@ -146,6 +137,10 @@ class Scorer:
     return out
 
 
+def _number(v) -> float | None:
+  return None if np.isnan(v) else float(v)
+
+
 def _ratio(num, den) -> float | None:
   return float(num / den) if den else None
 
@@ -156,11 +151,10 @@ def _parsing_scores(confusion: np.ndarray, names: Sequence[str]) -> dict:
   f1, iou = _f1_iou(confusion)
   labelled = confusion.sum(1) > 0
   labelled[0] = False
-  fmt = lambda v: None if np.isnan(v) else float(v)
   return {'mean_f1': float(np.mean(f1[labelled])) if labelled.any() else None,
           'mean_iou': float(np.mean(iou[labelled])) if labelled.any() else None,
           'classes_labelled': [names[i] for i in np.flatnonzero(labelled)],
-          'f1': {n: fmt(v) for n, v in zip(names, f1)}, 'iou': {n: fmt(v) for n, v in zip(names, iou)}}
+          'f1': {n: _number(v) for n, v in zip(names, f1)}, 'iou': {n: _number(v) for n, v in zip(names, iou)}}
 
 
 def _fmt(v) -> str:

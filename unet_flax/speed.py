@@ -73,8 +73,7 @@ class OurStep:
     from unet_flax import model as model_lib
     from unet_flax.data import parts as parts_lib
 
-    part_names = parts_lib.dataset_parts(config.dataset.config)
-    target = parts_lib.TargetMaker.from_config(config, part_names)
+    target = parts_lib.TargetMaker.from_config(config, parts_lib.dataset_parts(config.dataset.config))
     model = model_lib.from_config(config.model, target.num_classes)
     self.state = steps.create_train_state(jax.random.key(config.seed), model, config.model.image_size,
                                           steps.make_optimizer(config.optimizer, 1000))

@@ -90,8 +90,7 @@ class Experiment:
     self.target = parts_lib.TargetMaker.from_config(config, part_names)
     self.class_names = parts_lib.class_names(config.target, part_names)
     self.loss_fn = losses.make_loss(config.loss)
-    self.steps_per_epoch = len(self.train_split) // config.batch_size
-    self.total_steps = config.num_train_steps or config.num_epochs * self.steps_per_epoch
+    self.total_steps = config.num_train_steps or config.num_epochs * (len(self.train_split) // config.batch_size)
     self.dataset = dataset_lib.identity(self.builder)
 
   def split(self, name):
@@ -142,9 +141,8 @@ class StopSignals:
 
 def _progress(wall_seconds: float, train_metrics) -> dict:
   """What a checkpoint keeps besides the state, as JSON."""
-  leaves = None
-  if train_metrics is not None:
-    leaves = [np.asarray(x).tolist() for x in jax.tree.leaves(metrics_lib.to_host(train_metrics))]
+  leaves = None if train_metrics is None else [
+      np.asarray(x).tolist() for x in jax.tree.leaves(metrics_lib.to_host(train_metrics))]
   return {'wall_seconds': wall_seconds, 'train_window': leaves}
 
 
@@ -201,7 +199,7 @@ def _train(exp: Experiment, run: workdir_lib.Workdir, manager: checkpoints.Manag
     print(f'Resumed from step {int(state.step)} in {run.path}.', flush=True)
   validation = exp.split('validation')
   step = int(state.step)
-  saved_step = step if manager.latest_step() is not None else None
+  saved_step = step if manager.has_checkpoints() else None  # resumed from a checkpoint at `step`
   ticker = metrics_log.Progress(exp.total_steps, start_step=step)
   train_metrics, all_finite, last_eval = _window_from(progress), True, {}
   wall_before, start = progress.get('wall_seconds', 0.0), time.time()

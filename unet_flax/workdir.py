@@ -7,7 +7,7 @@ A workdir belongs to one experiment: `experiment.json` holds the config and data
 the run that first trained there, and a rerun (or an eval) whose target, model, data or
 training recipe differs is refused with the fields that differ. Fields that may change
 on resume (`RESUMABLE_FIELDS`) are allowed and recorded in provenance.json.
-`TrainingLock` keeps a second training out of a workdir in use. Also: config.json,
+`Workdir.lock` keeps a second training out of a workdir in use. Also: config.json,
 provenance.json, eval_<split>.json, and where metrics.jsonl and TensorBoard go (metrics_log
 writes and reads them).
 
@@ -16,6 +16,7 @@ Only process 0 writes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -162,7 +163,7 @@ class Workdir:
   metrics_file = _entry('metrics.jsonl', 'One JSON row per logged step and split (metrics_log writes and reads it).')
   tensorboard_dir = _entry('tensorboard', 'TensorBoard event files, beside metrics.jsonl.')
   checkpoints_dir = _entry('checkpoints', 'One folder per saved step (checkpoints.Manager).')
-  lock_file = _entry('train.lock', 'Held for the duration of a training (TrainingLock).')
+  lock_file = _entry('train.lock', 'Held for the duration of a training (Workdir.lock).')
   history_picture = _entry('training_history.png', 'Loss and score against steps, written at the end of training.')
   predictions_picture = _entry('sample_predictions.png', 'Test examples with truth and prediction, written at the end '
                                                          'of training.')
@@ -171,10 +172,6 @@ class Workdir:
   def eval_file(self, split: str) -> str:
     """The metrics `--mode=eval` wrote for a split."""
     return self._file(f'eval_{split}.json')
-
-  def eval_classes_file(self, split: str) -> str:
-    """Face parsing: the per-class table beside eval_file."""
-    return self._file(f'eval_{split}_classes.md')
 
   def export_dir(self, fmt: str, dtype: str) -> str:
     """Where an export goes unless told otherwise."""
@@ -194,16 +191,11 @@ class Workdir:
     return read_json(self.eval_file(split), strict=strict)
 
   def write_eval(self, split: str, result: dict) -> str:
-    path = self.eval_file(split)
-    with open(path, 'w') as f:
-      json.dump(result, f, indent=2)
-    return path
+    return _write_text(self.eval_file(split), json.dumps(result, indent=2))
 
   def write_eval_classes(self, split: str, markdown: str) -> str:
-    path = self.eval_classes_file(split)
-    with open(path, 'w') as f:
-      f.write(markdown)
-    return path
+    """Face parsing: the per-class table beside eval_file."""
+    return _write_text(self._file(f'eval_{split}_classes.md'), markdown)
 
   def read_metrics(self) -> list[dict]:
     return metrics_log.read(self.metrics_file)
@@ -211,8 +203,24 @@ class Workdir:
   def metric_writer(self) -> metrics_log.MetricWriter:
     return metrics_log.MetricWriter(self.metrics_file, self.tensorboard_dir)
 
-  def lock(self) -> TrainingLock:
-    return TrainingLock(self.lock_file)
+  @contextlib.contextmanager
+  def lock(self):
+    """The lock file holding host, PID and start time, for the duration of a training (a
+    `locks.FileLock`: what it relies on and where it does not hold is said there).
+
+    A lock left by a process that no longer runs on this host is stale and taken over; a lock
+    from another host cannot be checked, so the message says how to remove it.
+    """
+    lock = locks.FileLock(self.lock_file)
+    if jax.process_index() == 0 and (holder := lock.acquire()) is not None:
+      raise WorkdirBusyError(
+          f'{os.path.dirname(self.lock_file)} is in use by a training ({locks.describe(holder)}; lock '
+          f'{self.lock_file}). Wait for it to finish or stop it; if that process is gone, delete the '
+          f'lock file.')
+    try:
+      yield
+    finally:
+      lock.release()
 
   def check_same_experiment(self, config, dataset: dict, has_checkpoints: bool) -> dict:
     """Raises WorkdirMismatchError if the workdir's checkpoints come from another experiment;
@@ -232,8 +240,7 @@ class Workdir:
     changed = {k: v for k, v in differences(recorded['config'], config_dict(config)).items()
                if k in recorded_fields}
     fixed = {k: v for k, v in changed.items() if k not in RESUMABLE_FIELDS}
-    same_data = {k: v for k, v in differences(recorded['dataset'], dataset).items() if k != 'data_dir'}
-    fixed.update({f'dataset[{k}]': v for k, v in same_data.items()})
+    fixed.update({f'dataset[{k}]': v for k, v in differences(recorded['dataset'], dataset).items() if k != 'data_dir'})
     if fixed:
       shown = '; '.join(f'{k}: {old!r} -> {new!r}' for k, (old, new) in list(fixed.items())[:8])
       raise WorkdirMismatchError(
@@ -259,36 +266,15 @@ class Workdir:
     _write_json(self.provenance_file, history)
 
 
+def _write_text(path: str, text: str) -> str:
+  with open(path, 'w') as f:
+    f.write(text)
+  return path
+
+
 def _write_json(path: str, value) -> None:
   """Written to a temporary file and renamed: a crash never leaves half a file."""
   tmp = f'{path}.tmp{os.getpid()}'
   with open(tmp, 'w') as f:
     json.dump(value, f, indent=2, sort_keys=isinstance(value, dict))
   os.replace(tmp, path)
-
-
-class TrainingLock:
-  """A workdir's lock file holding host, PID and start time, for the duration of a training
-  (a `locks.FileLock`: what it relies on and where it does not hold is said there).
-
-  A lock left by a process that no longer runs on this host is stale and taken over; a lock
-  from another host cannot be checked, so the message says how to remove it.
-  """
-
-  def __init__(self, path: str):
-    self.path = path
-    self._lock = locks.FileLock(self.path)
-
-  def __enter__(self):
-    if jax.process_index() != 0:
-      return self
-    holder = self._lock.acquire()
-    if holder is not None:
-      raise WorkdirBusyError(
-          f'{os.path.dirname(self.path)} is in use by a training ({locks.describe(holder)}; lock '
-          f'{self.path}). Wait for it to finish or stop it; if that process is gone, delete the '
-          f'lock file.')
-    return self
-
-  def __exit__(self, *exc):
-    self._lock.release()

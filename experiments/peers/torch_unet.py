@@ -13,10 +13,10 @@ torch is not in requirements.txt: `pip install -r requirements-bench.txt`.
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
+
+from unet_flax import speed
 
 
 class ConvBlock(nn.Sequential):
@@ -38,11 +38,7 @@ class UNet(nn.Module):
   def __init__(self, num_classes=1, base_features=64, depth=4, norm='none'):
     super().__init__()
     widths = [base_features * 2 ** level for level in range(depth + 1)]
-    self.down = nn.ModuleList()
-    cin = 3
-    for w in widths[:-1]:
-      self.down.append(ConvBlock(cin, w, norm))
-      cin = w
+    self.down = nn.ModuleList(ConvBlock(cin, w, norm) for cin, w in zip([3] + widths[:-2], widths[:-1]))
     self.bottleneck = ConvBlock(widths[-2], widths[-1], norm)
     self.up = nn.ModuleList(nn.ConvTranspose2d(widths[l + 1], widths[l], 2, stride=2)
                             for l in reversed(range(depth)))
@@ -99,18 +95,13 @@ class Trainer:
     self.optimizer.step()
     return loss
 
-  def _sync(self):
+  def _synced_step(self):
+    self.step_fn(self.images, self.labels)
     if self.device.startswith('cuda'):
       torch.cuda.synchronize()
 
   def time_steps(self, steps: int) -> list[float]:
-    times = []
-    for _ in range(steps):
-      t0 = time.perf_counter()
-      self.step_fn(self.images, self.labels)
-      self._sync()
-      times.append(time.perf_counter() - t0)
-    return times
+    return speed.time_calls(self._synced_step, steps)
 
 
 def variants(device: str) -> list[dict]:

@@ -39,21 +39,15 @@ def image_files(folder: str) -> list[str]:
           if not is_hidden(n) and os.path.splitext(n)[1].lower() in extensions]
 
 
-def _open_size(path: str, reduce_to: int | None) -> tuple[int, int]:
-  with Image.open(path) as img:
-    size = img.size
-    if reduce_to:
-      img.draft('RGB', (reduce_to, reduce_to))  # JPEG: decode at 1/2..1/8 scale, still every byte
-    img.load()
-  return size
-
-
 def _check_example(item, reduce_to: int, mask_shape: str):
   """(problems, all-0 masks, all-255 masks) for one (id, image path, mask paths)."""
   _, image_path, mask_paths = item
   problems, empty, full = [], 0, 0
   try:
-    image_size = _open_size(image_path, reduce_to)
+    with Image.open(image_path) as img:
+      image_size = img.size
+      img.draft('RGB', (reduce_to, reduce_to))  # JPEG: decode at 1/2..1/8 scale, still every byte
+      img.load()
   except UNREADABLE as e:
     return [f'{image_path}: unreadable or truncated image ({_reason(e)})'], 0, 0
   for mask_path in mask_paths:

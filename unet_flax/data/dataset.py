@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import pathlib
 import shutil
 
 import tensorflow_datasets as tfds
@@ -72,7 +73,8 @@ def prepare(dataset_cfg) -> Builder:
   not hold, the build that loses the rename reuses the one that won.
   """
   data_dir = os.path.expanduser(dataset_cfg.data_dir)
-  parent = next((p for p in _ancestors(data_dir) if os.path.lexists(p)), None)
+  path = pathlib.Path(os.path.abspath(data_dir))
+  parent = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)
   if parent is not None and not os.path.isdir(parent):
     raise DatasetLayoutError(f'config.dataset.data_dir={dataset_cfg.data_dir}: {parent} is a file, not a '
                              f'folder; point data_dir at a folder (it is created if missing).')
@@ -128,15 +130,6 @@ def _build(builder, manual_dir: str | None) -> bool:
                     LOCK_FILE)
     return False
   return True
-
-
-def _ancestors(path: str):
-  path = os.path.abspath(path)
-  while True:
-    yield path
-    if os.path.dirname(path) == path:
-      return
-    path = os.path.dirname(path)
 
 
 def _check_same_source(builder, manual_dir: str) -> None:

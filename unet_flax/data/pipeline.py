@@ -40,10 +40,6 @@ class Split:
   def planes(self, record, needed=None) -> np.ndarray:
     return bitplanes.planes(bytes(record['parts']), self.size, len(self.part_names), needed)
 
-  def parts(self, index: int) -> np.ndarray:
-    """Unpacked uint8 (S, S, P) parts of one record."""
-    return bitplanes.unpack(self.planes(self.source[index]), len(self.part_names))
-
   def examples(self, target_maker, indices) -> tuple[np.ndarray, np.ndarray]:
     """Float images [N, S, S, 3] in [0, 1] and labels [N, S, S] for a few records."""
     records = [self.source[i] for i in indices]
@@ -139,8 +135,7 @@ def eval_iterator(split: Split, target_maker: parts_lib.TargetMaker, *, global_b
            'label': np.zeros((split.size, split.size), np.uint8)}
   for _ in range(eval_num_batches(split, global_batch_size)):
     chunk = [e for _, e in zip(range(host_batch), examples)]
-    valid = np.zeros(host_batch, bool)
-    valid[:len(chunk)] = True
+    valid = np.arange(host_batch) < len(chunk)
     yield _stack(chunk + [blank] * (host_batch - len(chunk)), devices, host_batch, valid)
 
 

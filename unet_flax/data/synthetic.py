@@ -8,6 +8,7 @@ CelebAMask-HQ reader.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 import multiprocessing
@@ -52,10 +53,8 @@ def _die_with_parent(parent_pid: int) -> None:
   """Worker set-up: Ctrl-C is the parent's to handle, and a worker exits when its parent dies
   (even by SIGKILL), instead of drawing on for nobody."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)
-  try:  # Linux: the kernel sends SIGKILL when the parent exits
+  with contextlib.suppress(OSError, AttributeError):  # Linux: the kernel sends SIGKILL when the parent exits
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-  except (OSError, AttributeError):
-    pass
 
   def watch():  # elsewhere, or if the parent died before prctl: poll
     while os.getppid() == parent_pid:
