@@ -81,11 +81,13 @@ def make_peer(config, params: int):
   import torch
 
   from experiments.peers import torch_unet
+  device = 'cuda' if torch.cuda.is_available() else 'cpu'
+  # Trainers first: one that cannot mirror the config says what to do (--peer=off) before the count differs.
+  peers = [(torch_unet.describe(v), torch_unet.Trainer(config, device, **v)) for v in torch_unet.variants(device)]
   peer_params = torch_unet.parameter_count(config.model)
   if peer_params != params:
     raise AssertionError(f'the peer has {peer_params:,} parameters, ours {params:,}: not the same network')
-  device = 'cuda' if torch.cuda.is_available() else 'cpu'
-  return [(torch_unet.describe(v), torch_unet.Trainer(config, device, **v)) for v in torch_unet.variants(device)]
+  return peers
 
 
 def main(argv):

@@ -147,8 +147,13 @@ class _Without:
   def __init__(self, steps):
     self._format, self._steps = ocp.step.standard_name_format(), steps
 
-  def __getattr__(self, name):  # build_name, find_step: the standard format's
-    return getattr(self._format, name)
+  # Only what Orbax's manager calls, each named: a step format method it starts to use fails
+  # loudly here rather than listing the left-out steps unfiltered.
+  def build_name(self, step: int) -> str:
+    return self._format.build_name(step)
+
+  def find_step(self, base_path, step: int):
+    return self._format.find_step(base_path, step)
 
   def find_all(self, base_path):
     return (m for m in self._format.find_all(base_path) if m.step not in self._steps)
