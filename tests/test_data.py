@@ -124,29 +124,6 @@ def test_synthetic_faces_are_a_pure_function_of_seed():
   assert not np.array_equal(a_img, c_img)
 
 
-def test_nose_bridge_relief_shades_between_the_eyes_and_changes_no_mask():
-  """The relief between the eyes (renderer 2.2.0: real bare faces have it where a frame's bridge
-  and pads sit) is shading only, centred between the eyes whatever the pose."""
-  from unet_flax.data.render import features
-  from unet_flax.data.render.canvas import Canvas
-  from unet_flax.data.render.geometry import Head, Pose, Projector
-  for seed in range(4):
-    rng = np.random.default_rng(seed)
-    pose = Pose.sample(rng, 256)
-    proj = Projector(Head.sample(rng), pose)
-    c = Canvas(256)
-    c.paint(np.ones(c.shape, np.float32), (0.8, 0.6, 0.5), 'skin')
-    before, masks = c.colour.copy(), c.part_masks()
-    features.draw_nose_bridge(c, proj, rng)
-    ys, xs = np.nonzero(np.abs(c.colour - before).max(-1) > 0.01)
-    outer_x = proj(np.array([(-1.4, 0.0), (1.4, 0.0)]))[:, 0]  # the eyes' outer corners
-    assert len(xs) > 100, seed
-    assert outer_x.min() < xs.min() and xs.max() < outer_x.max(), seed
-    assert abs(xs.mean() - outer_x.mean()) < 0.3 * pose.unit, seed
-    after = c.part_masks()
-    assert after.keys() == masks.keys() and all(np.array_equal(after[k], masks[k]) for k in masks)
-
-
 @pytest.fixture(scope='module')
 def rendered_faces():
   return [synthetic.render_face(0, i, 128) for i in range(60)]
