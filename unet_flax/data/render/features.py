@@ -312,16 +312,14 @@ def draw_nose_bridge(c: canvas_lib.Canvas, proj, rng: np.random.Generator) -> No
     wall = proj([(x * 0.85, -0.45), (x, 0.0), (x * 0.95, 0.6)], 0.15)
     c.shade(1 - canvas_lib.line_alpha(c.shape, [wall], rng.uniform(0.06, 0.16) * u, rng.uniform(0.04, 0.12) * u)
             * rng.uniform(0.05, 0.45))
-    recess = ellipse(side * rng.uniform(0.45, 0.55), rng.uniform(-0.05, 0.1), rng.uniform(0.1, 0.18),
-                     rng.uniform(0.12, 0.25), 16)
+    recess = ellipse(side * rng.uniform(0.45, 0.55), rng.uniform(-0.05, 0.1), rng.uniform(0.1, 0.18), rng.uniform(0.12, 0.25), 16)
     c.shade(1 - canvas_lib.poly_alpha(c.shape, [proj(recess, -0.1)], 0.08 * u) * rng.uniform(0.1, 0.6))
   ridge = proj([(0, -0.45), (0, 0.3), (0, 1.0)], 0.3)
   c.shade(1 + canvas_lib.line_alpha(c.shape, [ridge], rng.uniform(0.1, 0.22) * u, 0.08 * u) * rng.uniform(0.1, 0.6))
   if rng.random() < 0.3:  # a crease across the root of the nose
     y = rng.uniform(-0.25, 0.0)
     crease = proj([(-0.22, y + 0.02), (0, y), (0.22, y + 0.02)], 0.2)
-    c.shade(1 - canvas_lib.line_alpha(c.shape, [crease], rng.uniform(0.02, 0.05) * u, 0.02 * u)
-            * rng.uniform(0.1, 0.35))
+    c.shade(1 - canvas_lib.line_alpha(c.shape, [crease], rng.uniform(0.02, 0.05) * u, 0.02 * u) * rng.uniform(0.1, 0.35))
   if rng.random() < 0.25:  # frown lines
     for side in (1, -1):
       x = side * rng.uniform(0.08, 0.18)
