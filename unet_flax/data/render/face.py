@@ -63,7 +63,6 @@ def render_face(seed: int, index: int, size: int = 512) -> tuple[np.ndarray, dic
   skin_lib.draw_ears(c, proj, d['ears'], head, skin)
   skin_lib.draw_face(c, proj, d['face'], head, skin, hair.colour, mouth, hair.style == 'bald')
   features.draw_nose(c, proj, d['nose'], nose_width, skin.tone)
-  features.draw_nose_bridge(c, proj, d['nose bridge'])
   features.draw_eyes(c, proj, d['eyes'], eyes, skin.tone)
   features.draw_brows(c, proj, d['brows'], brows, skin.tone)
   features.draw_mouth(c, proj, d['mouth'], mouth)

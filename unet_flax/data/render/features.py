@@ -4,8 +4,7 @@ Eyes have a sclera, an iris with radial texture and a limbal ring, a pupil and a
 a lash line, lashes, a lid crease and a shadow of the upper lid; make-up adds eyeliner and
 eyeshadow. Brows are hair strokes over a faint base. Lips have a cupid's bow, vertical
 texture and gloss; smiling and open mouths show teeth. The nose is mostly the light's work
-(see `shading`); here it gets nostrils, the creases of its wings, and the relief of its bridge
-between the eyes.
+(see `shading`); here it gets nostrils and the creases of its wings.
 """
 
 from __future__ import annotations
@@ -299,32 +298,6 @@ def nose_relief(points: np.ndarray) -> np.ndarray:
   """How far nose points stand out of the head: little at the bridge, most at the tip."""
   y = points[:, 1]
   return np.clip(0.15 + 0.6 * (y + 0.2) / 1.5, 0.1, 0.75) * (1 - 0.6 * np.clip(np.abs(points[:, 0]) / 0.6, 0, 1))
-
-
-def draw_nose_bridge(c: canvas_lib.Canvas, proj, rng: np.random.Generator) -> None:
-  """What real bare faces show between the eyes, where a frame's bridge, rims and pads sit: the
-  nose's side walls darker against the sockets, a recess by each inner eye corner, a lit ridge,
-  and sometimes a crease across the root of the nose and frown lines. A model that saw this
-  region smooth on every bare face took it for glasses on real photos (docs/benchmarks.md)."""
-  u = proj.pose.unit
-  for side in (1, -1):
-    x = side * rng.uniform(0.3, 0.4)
-    wall = proj([(x * 0.85, -0.45), (x, 0.0), (x * 0.95, 0.6)], 0.15)
-    c.shade(1 - canvas_lib.line_alpha(c.shape, [wall], rng.uniform(0.06, 0.16) * u, rng.uniform(0.04, 0.12) * u)
-            * rng.uniform(0.05, 0.45))
-    recess = ellipse(side * rng.uniform(0.45, 0.55), rng.uniform(-0.05, 0.1), rng.uniform(0.1, 0.18), rng.uniform(0.12, 0.25), 16)
-    c.shade(1 - canvas_lib.poly_alpha(c.shape, [proj(recess, -0.1)], 0.08 * u) * rng.uniform(0.1, 0.6))
-  ridge = proj([(0, -0.45), (0, 0.3), (0, 1.0)], 0.3)
-  c.shade(1 + canvas_lib.line_alpha(c.shape, [ridge], rng.uniform(0.1, 0.22) * u, 0.08 * u) * rng.uniform(0.1, 0.6))
-  if rng.random() < 0.3:  # a crease across the root of the nose
-    y = rng.uniform(-0.25, 0.0)
-    crease = proj([(-0.22, y + 0.02), (0, y), (0.22, y + 0.02)], 0.2)
-    c.shade(1 - canvas_lib.line_alpha(c.shape, [crease], rng.uniform(0.02, 0.05) * u, 0.02 * u) * rng.uniform(0.1, 0.35))
-  if rng.random() < 0.25:  # frown lines
-    for side in (1, -1):
-      x = side * rng.uniform(0.08, 0.18)
-      line = proj([(x, -0.8), (x * 0.9, -0.35)], 0.1)
-      c.shade(1 - canvas_lib.line_alpha(c.shape, [line], 0.03 * u, 0.02 * u) * rng.uniform(0.1, 0.3))
 
 
 def draw_nose(c: canvas_lib.Canvas, proj, rng: np.random.Generator, width: float, skin) -> None:
