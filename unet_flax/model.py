@@ -58,11 +58,35 @@ class UpConv2x2(nn.Module):
     return y.reshape(b, 2 * h, 2 * w, self.features) + bias
 
 
+def _windows(x):
+  """[B, H, W, C] -> [B, H/2, W/2, C, 4]: each 2x2 window's values, row by row."""
+  b, h, w, c = x.shape
+  return x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(b, h // 2, w // 2, c, 4)
+
+
+@jax.custom_vjp
 def max_pool_2x2(x):
   """2x2 max-pool as a reshape and a max. Its gradient is an elementwise mask, where
-  `nn.max_pool`'s select-and-scatter became iota, reduce-window and scatter on XLA:CPU."""
-  b, h, w, c = x.shape
-  return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+  `nn.max_pool`'s select-and-scatter became iota, reduce-window and scatter on XLA:CPU. The
+  mask comes from the forward pass's argmax: JAX's own rule for max compares the input with
+  the output again and divides by the number of matches, and when XLA recomputes the input in
+  another fusion (it does with group norm on CPU) nothing matches and the gradient is 0/0."""
+  return _windows(x).max(axis=-1)
+
+
+def _max_pool_fwd(x):
+  windows = _windows(x)
+  index = jnp.argmax(windows, axis=-1)
+  return jnp.take_along_axis(windows, index[..., None], axis=-1)[..., 0], (index, x.shape)
+
+
+def _max_pool_bwd(residuals, g):
+  index, (b, h, w, c) = residuals
+  windows = jax.nn.one_hot(index, 4, dtype=g.dtype) * g[..., None]
+  return (windows.reshape(b, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(b, h, w, c),)
+
+
+max_pool_2x2.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 class ConvBlock(nn.Module):
