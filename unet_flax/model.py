@@ -77,13 +77,14 @@ def max_pool_2x2(x):
 def _max_pool_fwd(x):
   windows = _windows(x)
   index = jnp.argmax(windows, axis=-1)
-  return jnp.take_along_axis(windows, index[..., None], axis=-1)[..., 0], (index, x.shape)
+  return jnp.take_along_axis(windows, index[..., None], axis=-1)[..., 0], index
 
 
-def _max_pool_bwd(residuals, g):
-  index, (b, h, w, c) = residuals
-  windows = jax.nn.one_hot(index, 4, dtype=g.dtype) * g[..., None]
-  return (windows.reshape(b, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(b, h, w, c),)
+def _max_pool_bwd(index, g):
+  b, h, w, c = index.shape
+  # _windows only moves values, so its transpose puts each window's gradient back in place.
+  unwindow = jax.linear_transpose(_windows, jax.ShapeDtypeStruct((b, 2 * h, 2 * w, c), g.dtype))
+  return unwindow(jax.nn.one_hot(index, 4, dtype=g.dtype) * g[..., None])
 
 
 max_pool_2x2.defvjp(_max_pool_fwd, _max_pool_bwd)
