@@ -30,7 +30,8 @@ def main(argv):
   from unet_flax.predict import Predictor
 
   photo = Image.fromarray(skimage.data.astronaut())
-  boxes = faces.regions(photo, 'auto') or [faces.Box(0, 0, photo.width, photo.height)]
+  detected = faces.regions(photo, 'auto')
+  boxes = detected or [faces.Box(0, 0, photo.width, photo.height)]
   # Show the face: the square the first face was predicted in, clipped to the photo.
   b = boxes[0]
   view = np.s_[max(b.y0, 0):min(b.y1, photo.height), max(b.x0, 0):min(b.x1, photo.width)]
@@ -46,7 +47,7 @@ def main(argv):
   panels = [titled(np.asarray(photo)[view], 'photo (NASA, public domain)')]
   for workdir in FLAGS.workdirs:
     predictor = Predictor(workdir)
-    label = faces.paste(predictor([faces.crop(photo, box) for box in boxes]), boxes, photo.size)
+    label = faces.paste(predictor.in_boxes([(photo, box, bool(detected)) for box in boxes]), boxes, photo.size)
     panel = pictures.overlay(np.asarray(photo)[view], label[view], predictor.num_classes)
     if predictor.num_classes > 1:
       panel = pictures.with_legend(panel, predictor.class_names)

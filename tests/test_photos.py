@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from unet_flax import faces, scoring
+from unet_flax.predict import MaskPredictor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,6 +111,27 @@ def test_crop_beyond_the_photo_repeats_its_edges():
   assert (out[0, 0] == arr[0, 0]).all() and (out[1, 2] == arr[0, 0]).all() and (out[5, 5] == arr[3, 3]).all()
   pasted = faces.paste([np.ones((6, 6), np.uint8)], [faces.Box(-2, -1, 4, 5)], (6, 4))
   assert pasted.shape == (4, 6) and pasted[:, :4].all() and not pasted[:, 4:].any()
+
+
+class _MarksBrightInputs(MaskPredictor):
+  """A stand-in model: marks its whole input when the input's mean brightness is above 0.7."""
+  image_size, num_classes, output = 8, 1, 'logits'
+
+  def scores(self, images):
+    return np.broadcast_to((images.mean((1, 2, 3)) - 0.7)[:, None, None, None], images.shape[:3] + (1,))
+
+
+def test_a_face_mask_is_kept_only_if_the_wider_framings_find_it_too():
+  assert faces.widened(faces.Box(10, 10, 20, 30), 1.5) == faces.Box(8, 5, 23, 35)
+  arr = np.zeros((200, 400, 3), np.uint8)
+  arr[50:150, 50:150] = 255  # bright in its own box and 1.15 times wider, not 1.3 times (0.59)
+  arr[:, 250:] = 255  # bright in every framing
+  photo = Image.fromarray(arr)
+  small, large = faces.Box(50, 50, 150, 150), faces.Box(275, 50, 375, 150)
+  model = _MarksBrightInputs()
+  kept = [label.all() for label in model.in_boxes([(photo, small, True), (photo, large, True), (photo, small, False)])]
+  assert kept == [False, True, True]  # confirm=False (a --crop box or the whole photo) keeps what it finds
+  assert model.in_boxes([(photo, small, True)], confirm_framings=(1.15,))[0].all()
 
 
 def test_predict_finds_faces_and_scores_against_references(trained_workdir, tmp_path, astronaut):
