@@ -49,6 +49,7 @@ flags.DEFINE_enum('mask_format', None, ['binary', 'labels'], 'What --masks holds
 flags.DEFINE_enum('faces', 'auto', ['auto', 'none'], 'auto: find every face (dlib\'s HOG detector), '
                   'predict each framed as in training and paste the masks back; none: predict the '
                   'whole image as it is.')
+# The factors are unet_flax.predict.CONFIRM_FRAMINGS (not imported here: flags load before JAX).
 flags.DEFINE_bool('confirm', True, 'For a binary target: keep a detected face\'s mask only if the part '
                   'is also found with the face framed 1.15 and 1.3 times wider (seen smaller); this '
                   'halves the false alarms of models trained on the synthetic faces. --noconfirm: off.')
@@ -193,7 +194,7 @@ def main(argv):
               f'pixels', file=sys.stderr)
         continue
       boxes = [crop] if crop else faces.regions(image, FLAGS.faces)
-      found_here = boxes is not None and not crop  # faces the detector framed
+      detected = boxes is not None and not crop  # faces the detector framed: these get the check
       if boxes is None:
         if FLAGS.faces == 'auto' and not crop:
           faceless.append(path)
@@ -202,7 +203,7 @@ def main(argv):
         boxes = [faces.Box(0, 0, image.width, image.height)]
       elif not crop:
         found += len(boxes)
-      batch.append((path, image, boxes, found_here))
+      batch.append((path, image, boxes, detected))
     if not batch:
       continue
     crop_labels = iter(predictor.in_boxes([(im, box, detected and FLAGS.confirm)

@@ -66,7 +66,9 @@ def test_onnx_export_reproduces_jax_and_predicts_the_same_masks(trained_workdir,
   assert card['input']['shape'] == [1, 64, 64, 3] and card['input']['layout'] == 'NHWC'
   assert card['input']['range'] == [0.0, 1.0] and card['input']['colour'] == 'RGB'
   assert card['output'] == {'shape': [1, 64, 64, 1], 'kind': 'logits', 'target': 'eyeglasses',
-                            'classes': ['eyeglasses'], 'decision': 'logit > 0'}
+                            'classes': ['eyeglasses'], 'decision': 'logit > 0',
+                            'face_check': card['output']['face_check']}
+  assert 'widened 1.15 and 1.3 times' in card['output']['face_check']
   assert card['source']['config'] == config and card['source']['checkpoint_step'] == 3
   assert card['source']['synthetic_data'] is True
   assert card['source']['real_photos'].startswith('measured on real photographs with configs/quick.py')

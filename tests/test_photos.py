@@ -127,11 +127,16 @@ def test_a_face_mask_is_kept_only_if_the_wider_framings_find_it_too():
   arr[50:150, 50:150] = 255  # bright in its own box and 1.15 times wider, not 1.3 times (0.59)
   arr[:, 250:] = 255  # bright in every framing
   photo = Image.fromarray(arr)
-  small, large = faces.Box(50, 50, 150, 150), faces.Box(275, 50, 375, 150)
+  small, always_bright = faces.Box(50, 50, 150, 150), faces.Box(275, 50, 375, 150)
   model = _MarksBrightInputs()
-  kept = [label.all() for label in model.in_boxes([(photo, small, True), (photo, large, True), (photo, small, False)])]
+  labels = model.in_boxes([(photo, small, True), (photo, always_bright, True), (photo, small, False)])
+  kept = [label.all() for label in labels]
   assert kept == [False, True, True]  # confirm=False (a --crop box or the whole photo) keeps what it finds
   assert model.in_boxes([(photo, small, True)], confirm_framings=(1.15,))[0].all()
+  parsing = _MarksBrightInputs()
+  parsing.num_classes = 2  # class 1 where bright: face parsing's label maps are not checked
+  parsing.scores = lambda images: np.concatenate([np.zeros_like(model.scores(images)), model.scores(images)], -1)
+  assert (parsing.in_boxes([(photo, small, True)])[0] == 1).all()
 
 
 def test_predict_finds_faces_and_scores_against_references(trained_workdir, tmp_path, astronaut):

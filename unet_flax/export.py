@@ -201,7 +201,7 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
                  'classes': list(predictor.class_names),
                  'decision': (('logit > 0' if output == 'logits' else 'probability > 0.5')
                               if binary else 'argmax over the channels (channel i is classes[i])'),
-                 **({} if binary else {'palette': pictures.PALETTE[:k].tolist()})},
+                 **({'face_check': _FACE_CHECK} if binary else {'palette': pictures.PALETTE[:k].tolist()})},
       'source': {'workdir': os.path.abspath(workdir), 'checkpoint_step': predictor.step,
                  'config': config.to_dict(), 'test_metrics': workdir_lib.Workdir(workdir).read_eval('test'),
                  'synthetic_data': synthetic,
@@ -210,6 +210,12 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
       'exported_with': workdir_lib.package_versions(VERSIONED),
       'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
   }
+
+
+# What experiments.predict does beyond the decision, for an app that wants the same masks.
+_FACE_CHECK = (f'experiments.predict keeps the mask of a detected face only if the target is also found with '
+               f'its square widened {" and ".join(f"{f:g}" for f in predict.CONFIRM_FRAMINGS)} times about '
+               f'its centre (unet_flax.predict.CONFIRM_FRAMINGS); the real-photo figures assume it')
 
 
 def _size(path: str) -> int:

@@ -16,7 +16,7 @@ from unet_flax.data import parts as parts_lib
 
 # A binary mask of a detected face is kept only if the part is also found with the face framed
 # this many times wider (seen smaller). Trained on rendered faces, a model's false glasses on
-# real faces come and go with the face's size, true glasses stay: over 20 eyeglasses trainings
+# real faces come and go with the face's size, true glasses stay: over 21 eyeglasses trainings
 # this halved the false alarms on real glasses-free photos and kept the real glasses photo; on
 # the synthetic test split it kept 113-119 of the 118-120 faces in glasses found
 # (docs/benchmarks.md, "Real photographs").
@@ -94,7 +94,6 @@ class MaskPredictor:
         label = Image.fromarray(np.argmax(sc, -1).astype(np.uint8))
         out.append(np.asarray(label.resize(im.size, Image.Resampling.NEAREST)))
     return out
-
 
   def in_boxes(self, crops: list[tuple[Image.Image, faces.Box, bool]],
                confirm_framings: tuple[float, ...] = CONFIRM_FRAMINGS) -> list[np.ndarray]:

@@ -15,9 +15,9 @@ from unet_flax.data import face_segmentation
 # for the recipe at its defaults on the synthetic dataset of SYNTHETIC_VERSION.
 MEASURED = {
     'eyeglasses': ('configs/quick.py',
-                   'glasses marked on 4 of 35 glasses-free portraits (11%; 16 and 8 with training seeds 1 and 2; '
-                   '16, 25 and 22 without the wider-framing check, --noconfirm), as lens-shaped patches round '
-                   'the eyes; Dice 0.78 on a hand-labelled photo of rimless glasses'),
+                   'glasses marked on 4 of 35 glasses-free portraits (11%; 16 and 8 with training seeds 1 and 2) '
+                   'with experiments.predict\'s wider-framing check, and on 16, 25 and 22 without it, as '
+                   'lens-shaped patches round the eyes; Dice 0.78 on a hand-labelled photo of rimless glasses'),
     'eyes_lips': ('configs/lips_eyes.py at 128 px, 600 steps',
                   'Dice 0.70 on 11 portraits with reference label maps'),
     'face_parsing': ('configs/face_parsing_cpu.py',
