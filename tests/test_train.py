@@ -44,7 +44,7 @@ def test_unet_pads_odd_sizes_and_returns_float32_logits(norm, upsample, dtype):
 def test_unet_gradient_is_finite_with_group_norm_under_jit():
   """Under jit, XLA:CPU recomputed group norm's output for max pooling's gradient, JAX's rule for
   max found no input equal to the output, and the encoder's gradient was 0/0 (training with
-  norm=group stopped at step 1). The pool's gradient now comes from the forward pass's argmax."""
+  norm=group stopped at step 1). The pool now finds the tied maxima in its forward pass."""
   model = model_lib.UNet(num_classes=1, base_features=8, norm='group', axis_name=None)
   x = jnp.asarray(np.random.default_rng(0).random((2, 160, 160, 3)), jnp.float32)
   params = model.init(jax.random.key(0), x)['params']
@@ -52,8 +52,13 @@ def test_unet_gradient_is_finite_with_group_norm_under_jit():
   assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
 
 
-def test_max_pool_gradient_goes_to_each_window_maximum():
-  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 4, 6, 3)), jnp.float32)
+@pytest.mark.parametrize('ties', [False, True])
+def test_max_pool_gradient_is_jax_rule_for_max(ties):
+  """Bitwise JAX's own rule, tied maxima sharing the gradient equally: flat image regions tie,
+  and giving a tie's gradient to one input changed ./run.sh's trained model (test Dice 0.7986 ->
+  0.7741)."""
+  x = np.random.default_rng(1).normal(size=(2, 4, 6, 3))
+  x = jnp.asarray(np.round(x) if ties else x, jnp.float32)  # rounded: most windows tie
   assert jnp.array_equal(model_lib.max_pool_2x2(x), x.reshape(2, 2, 2, 3, 2, 3).max(axis=(2, 4)))
   g = jax.grad(lambda v: jnp.sum(model_lib.max_pool_2x2(v) * jnp.arange(1.0, 19.0).reshape(1, 2, 3, 3)))(x)
   reference = jax.grad(lambda v: jnp.sum(v.reshape(2, 2, 2, 3, 2, 3).max(axis=(2, 4))

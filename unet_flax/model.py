@@ -68,23 +68,29 @@ def _windows(x):
 def max_pool_2x2(x):
   """2x2 max-pool as a reshape and a max. Its gradient is an elementwise mask, where
   `nn.max_pool`'s select-and-scatter became iota, reduce-window and scatter on XLA:CPU. The
-  mask comes from the forward pass's argmax: JAX's own rule for max compares the input with
-  the output again and divides by the number of matches, and when XLA recomputes the input in
-  another fusion (it does with group norm on CPU) nothing matches and the gradient is 0/0."""
+  gradient is JAX's own rule for max (shared equally between tied maxima, which flat image
+  regions make common), but with the ties found in the forward pass: JAX compares the input
+  with the output again, and when XLA recomputes the input in another fusion (it does with
+  group norm on CPU) nothing matches and the gradient is 0/0."""
   return _windows(x).max(axis=-1)
 
 
 def _max_pool_fwd(x):
   windows = _windows(x)
-  index = jnp.argmax(windows, axis=-1)
-  return jnp.take_along_axis(windows, index[..., None], axis=-1)[..., 0], index
+  pooled = windows.max(axis=-1)
+  ties = windows == pooled[..., None]
+  # Should XLA still round the two uses of `windows` apart, the argmax stands in.
+  ties = jnp.where(ties.any(axis=-1, keepdims=True), ties,
+                   jax.nn.one_hot(jnp.argmax(windows, axis=-1), 4, dtype=bool))
+  return pooled, ties
 
 
-def _max_pool_bwd(index, g):
-  b, h, w, c = index.shape
+def _max_pool_bwd(ties, g):
+  b, h, w, c, _ = ties.shape
+  share = (g / ties.sum(axis=-1).astype(g.dtype))[..., None] * ties.astype(g.dtype)
   # _windows only moves values, so its transpose puts each window's gradient back in place.
   unwindow = jax.linear_transpose(_windows, jax.ShapeDtypeStruct((b, 2 * h, 2 * w, c), g.dtype))
-  return unwindow(jax.nn.one_hot(index, 4, dtype=g.dtype) * g[..., None])
+  return unwindow(share)
 
 
 max_pool_2x2.defvjp(_max_pool_fwd, _max_pool_bwd)
