@@ -195,14 +195,14 @@ def main(argv):
         continue
       boxes = [crop] if crop else faces.regions(image, FLAGS.faces)
       detected = boxes is not None and not crop  # faces the detector framed: these get the check
-      if boxes is None:
-        if FLAGS.faces == 'auto' and not crop:
+      if detected:
+        found += len(boxes)
+      elif boxes is None:
+        if FLAGS.faces == 'auto':
           faceless.append(path)
           print(f'warning: no face found in {path}; predicting the whole photo (see --crop)',
                 file=sys.stderr)
         boxes = [faces.Box(0, 0, image.width, image.height)]
-      elif not crop:
-        found += len(boxes)
       batch.append((path, image, boxes, detected))
     if not batch:
       continue
