@@ -10,12 +10,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from tests.helpers import CELEBA_ROWS, EXPECTED_SPLITS, dataset_config, write_celebamask_tree, write_folder_tree
 from unet_flax import augment, errors
 from unet_flax.data import bitplanes, celebamask_hq, pipeline, synthetic
 from unet_flax.data import dataset as dataset_lib
 from unet_flax.data import parts as parts_lib
+from unet_flax.data.render import canvas
+from unet_flax.data.render import glasses as glasses_lib
+from unet_flax.data.render.face import Draws
 from unet_flax.errors import DatasetLayoutError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -166,6 +170,26 @@ def test_synthetic_masks_are_what_the_picture_shows(rendered_faces):
         kept[p][1] += int(masks[p].sum())
   for p, (painted, drawn) in kept.items():
     assert painted >= 0.97 * drawn, p
+
+
+def test_lines_are_opaque_across_their_width():
+  """A frame, lash or strand drawn 4 pixels wide covers those pixels (mask threshold 0.5), and
+  only the feather softens its edges."""
+  line = canvas.line_alpha((32, 32), [np.array([[2.0, 16.0], [30.0, 16.0]])], 4.0, 0.35)
+  assert line[16, 16] > 0.99
+  assert 4 <= (line[:, 16] >= 0.5).sum() <= 6
+  assert (line[:, 16] > 0.05).sum() <= 8
+
+
+def test_synthetic_plastic_frames_are_in_the_glasses_mask(rendered_faces):
+  """A plastic frame is labelled with its lenses, as in CelebAMask-HQ: the bridge joins both
+  lenses into one piece of the eye_g mask."""
+  one_piece = []
+  for i, (_, masks) in enumerate(rendered_faces):
+    if i % 2 and not glasses_lib.Glasses.sample(Draws(0, i // 2)['glasses']).metal:
+      pieces, count = ndimage.label(masks['eye_g'], structure=np.ones((3, 3)))
+      one_piece.append(np.bincount(pieces.ravel())[1:].max() / masks['eye_g'].sum() > 0.9)
+  assert len(one_piece) >= 10 and np.mean(one_piece) >= 0.85, one_piece
 
 
 def test_synthetic_dataset_splits(synthetic_builder):

@@ -32,14 +32,15 @@ def _window(shape, shapes, margin: float):
   return slice(max(y0, 0), max(min(y1, h), 0)), slice(max(x0, 0), max(min(x1, w), 0))
 
 
-def _draw(shape, shapes, feather, draw) -> np.ndarray:
+def _draw(shape, shapes, feather, draw, reach: float = 0.0) -> np.ndarray:
   """float32 [H, W] coverage drawn by `draw(window, offset)` into the part of the image the
-  shapes can reach, softened by a Gaussian of `feather` pixels."""
+  shapes can reach (`reach` pixels beyond their points, for a line's half width), softened
+  by a Gaussian of `feather` pixels."""
   a = np.zeros(shape, np.float32)
   shapes = [p for p in shapes if len(p)]
   if not shapes:
     return a
-  rows, cols = _window(shape, shapes, 3 * feather)
+  rows, cols = _window(shape, shapes, 3 * feather + reach)
   if rows.start >= rows.stop or cols.start >= cols.stop:
     return a
   window = np.zeros((rows.stop - rows.start, cols.stop - cols.start), np.uint8)
@@ -65,8 +66,10 @@ def line_alpha(shape: tuple[int, int], lines, width: float, feather: float = 0.0
   pixel, as a camera would see them)."""
   lines = [l for l in lines if len(l) >= 2]
   thickness = max(1, int(round(width)))
-  a = _draw(shape, lines, feather + width, lambda w, off: cv2.polylines(
-      w, [_fixed(l) + off for l in lines], False, 255, thickness, cv2.LINE_AA, SHIFT))
+  # Feathered by `feather` alone: a line `width` wide stays opaque across its width (blurring
+  # it by its own width, as renderers 1.x-2.1 did, left a faint glow under the mask's threshold).
+  a = _draw(shape, lines, feather, lambda w, off: cv2.polylines(
+      w, [_fixed(l) + off for l in lines], False, 255, thickness, cv2.LINE_AA, SHIFT), reach=width / 2)
   return a * width if width < 1 else a
 
 
