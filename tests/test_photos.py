@@ -176,10 +176,11 @@ def test_predict_finds_faces_and_scores_against_references(trained_workdir, tmp_
   assert whole.returncode == 0 and 'no face found' not in whole.stderr
 
 
-def test_showcase_draws_each_model_on_the_public_domain_portrait(trained_workdir, tmp_path):
+@pytest.mark.parametrize('photo', ['astronaut', 'grace_hopper'])
+def test_showcase_draws_each_model_on_a_public_domain_portrait(trained_workdir, tmp_path, photo):
   out = tmp_path / 'picture.png'
-  args = ['-m', 'experiments.showcase', f'--workdirs={trained_workdir},{trained_workdir}', f'--output={out}',
-          '--size=100']
+  args = ['-m', 'experiments.showcase', f'--photo={photo}', f'--workdirs={trained_workdir},{trained_workdir}',
+          f'--output={out}', '--size=100']
   done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
                         env=dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=1'))
   assert done.returncode == 0, done.stderr[-3000:]

@@ -67,7 +67,7 @@ def line_alpha(shape: tuple[int, int], lines, width: float, feather: float = 0.0
   lines = [l for l in lines if len(l) >= 2]
   thickness = max(1, int(round(width)))
   # Feathered by `feather` alone: a line `width` wide stays opaque across its width (blurring
-  # it by its own width, as renderers 1.x-2.1 did, left a faint glow under the mask's threshold).
+  # it by its own width, as renderers 2.0 and 2.1 did, left a faint glow under the mask's threshold).
   a = _draw(shape, lines, feather, lambda w, off: cv2.polylines(
       w, [_fixed(l) + off for l in lines], False, 255, thickness, cv2.LINE_AA, SHIFT), reach=width / 2)
   return a * width if width < 1 else a
