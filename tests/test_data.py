@@ -187,7 +187,7 @@ def test_synthetic_plastic_frames_are_in_the_glasses_mask(rendered_faces):
   one_piece = []
   for i, (_, masks) in enumerate(rendered_faces):
     if i % 2 and not glasses_lib.Glasses.sample(Draws(0, i // 2)['glasses']).metal:
-      pieces, count = ndimage.label(masks['eye_g'], structure=np.ones((3, 3)))
+      pieces, _ = ndimage.label(masks['eye_g'], structure=np.ones((3, 3)))
       one_piece.append(np.bincount(pieces.ravel())[1:].max() / masks['eye_g'].sum() > 0.9)
   assert len(one_piece) >= 10 and np.mean(one_piece) >= 0.85, one_piece
 
