@@ -22,8 +22,8 @@ MEASURED = {
     'eyes_lips': ('configs/lips_eyes.py at 128 px, 600 steps',
                   'Dice 0.71 on 11 portraits with reference label maps'),
     'face_parsing': ('configs/face_parsing_cpu.py',
-                     'mean F1 0.64 over the 16 parts labelled in 11 portraits; skin, nose and hair 0.81-0.87, '
-                     'eyes, brows, mouth and lips 0.65-0.78, clothes, earrings and hats 0-0.38'),
+                     'mean F1 0.65 over the 16 parts labelled in 11 portraits; skin, nose and hair 0.83-0.87, '
+                     'eyes, brows, mouth and lips 0.68-0.79, clothes, earrings and hats 0-0.39'),
 }
 SYNTHETIC_VERSION = str(face_segmentation.Builder.BUILDER_CONFIGS[0].version)
 
