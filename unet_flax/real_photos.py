@@ -15,9 +15,9 @@ from unet_flax.data import face_segmentation
 # for the recipe at its defaults on the synthetic dataset of SYNTHETIC_VERSION.
 MEASURED = {
     'eyeglasses': ('configs/quick.py',
-                   'glasses marked on 18 of 35 glasses-free portraits (51%; 19 and 3 with training seeds 1 and 2) '
-                   'with experiments.predict\'s wider-framing check, and on 27, 27 and 24 without it, as '
-                   'lens-shaped patches round the eyes; Dice 0.87 and 0.63 on two hand-labelled glasses photos '
+                   'glasses marked on 6 of 35 glasses-free portraits (17%; 12 and 1 with training seeds 1 and 2) '
+                   'with experiments.predict\'s wider-framing check, and on 16, 24 and 6 without it, as '
+                   'lens-shaped patches round the eyes; Dice 0.87 and 0.59 on two hand-labelled glasses photos '
                    '(rimless; thick two-tone plastic frames, of which the light lower rims are missed)'),
     'eyes_lips': ('configs/lips_eyes.py at 128 px, 600 steps',
                   'Dice 0.71 on 11 portraits with reference label maps'),
