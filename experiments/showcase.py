@@ -32,13 +32,13 @@ def main(argv):
   from PIL import Image, ImageDraw
 
   from unet_flax import faces, pictures
-  from unet_flax.predict import Predictor
+  from unet_flax.predict import Predictor, load_image
 
   if FLAGS.photo == 'astronaut':
     photo, credit = Image.fromarray(skimage.data.astronaut()), 'NASA'
   else:
     import matplotlib.cbook
-    photo, credit = Image.open(matplotlib.cbook.get_sample_data('grace_hopper.jpg')).convert('RGB'), 'US Navy'
+    photo, credit = load_image(matplotlib.cbook.get_sample_data('grace_hopper.jpg', asfileobj=False)), 'US Navy'
 
   detected = faces.regions(photo, 'auto')
   boxes = detected or [faces.Box(0, 0, photo.width, photo.height)]
