@@ -10,8 +10,9 @@ Faces are found in each photo (dlib's HOG detector, `--faces=auto`), each is fra
 model was trained (CelebA-HQ's framing) and predicted, and the masks are pasted back at the
 photo's size; a photo without a face found is predicted whole, with a warning. `--crop`
 predicts one box of your choosing instead, `--faces=none` the whole photo as it is. For a binary
-target, a detected face's mask is kept only if the part is also found with the face framed 1.15
-and 1.3 times wider (`--noconfirm` turns this off; see `unet_flax.predict.CONFIRM_FRAMINGS`).
+target, a detected face's mask is kept only if the part is found, on at least 0.1% of the crop,
+in the face's framing and with the face framed 1.15 and 1.3 times wider (`--noconfirm` turns
+this off; see `unet_flax.predict.CONFIRM_FRAMINGS` and `MIN_FOUND_SHARE`).
 
 With --model, an exported model (experiments.export: .onnx, .tflite or a SavedModel folder,
 with its model_card.json) predicts in its own runtime instead of the workdir's checkpoint, so
@@ -49,10 +50,12 @@ flags.DEFINE_enum('mask_format', None, ['binary', 'labels'], 'What --masks holds
 flags.DEFINE_enum('faces', 'auto', ['auto', 'none'], 'auto: find every face (dlib\'s HOG detector), '
                   'predict each framed as in training and paste the masks back; none: predict the '
                   'whole image as it is.')
-# The factors are unet_flax.predict.CONFIRM_FRAMINGS (not imported here: flags load before JAX).
+# The factors and the share are unet_flax.predict's CONFIRM_FRAMINGS and MIN_FOUND_SHARE (not
+# imported here: flags load before JAX).
 flags.DEFINE_bool('confirm', True, 'For a binary target: keep a detected face\'s mask only if the part '
-                  'is also found with the face framed 1.15 and 1.3 times wider (seen smaller); this '
-                  'halves the false alarms of models trained on the synthetic faces. --noconfirm: off.')
+                  'is found, on at least 0.1% of the crop, in the face\'s framing and with the face '
+                  'framed 1.15 and 1.3 times wider (seen smaller); this halves the false alarms of '
+                  'models trained on the synthetic faces, or better. --noconfirm: off.')
 flags.DEFINE_string('output', None, 'Where to write; default <workdir>/predictions (with --model: '
                     'predictions/ beside the model).')
 flags.DEFINE_string('checkpoint', 'best', 'best, latest or a step number.')

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from unet_flax import faces, scoring
+from unet_flax import faces, predict, scoring
 from unet_flax.predict import MaskPredictor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -137,6 +137,32 @@ def test_a_face_mask_is_kept_only_if_the_wider_framings_find_it_too():
   parsing.num_classes = 2  # class 1 where bright: face parsing's label maps are not checked
   parsing.scores = lambda images: np.concatenate([np.zeros_like(model.scores(images)), model.scores(images)], -1)
   assert (parsing.in_boxes([(photo, small, True)])[0] == 1).all()
+
+
+class _MarksCentreSquare(MaskPredictor):
+  """A stand-in model: marks a `side` x `side` square in the middle of its 100x100 input."""
+  image_size, num_classes, output = 100, 1, 'logits'
+
+  def __init__(self, side):
+    self.side = side
+
+  def scores(self, images):
+    out = np.full(images.shape[:3] + (1,), -10.0, np.float32)
+    lo = (self.image_size - self.side) // 2
+    out[:, lo:lo + self.side, lo:lo + self.side] = 10.0
+    return out
+
+
+def test_a_speck_does_not_count_as_found():
+  """Under MIN_FOUND_SHARE of the crop (a 3x3 square of 100x100 is 0.09%) the check empties the
+  mask of a detected face; 5x5 (0.25%) is kept, and so is a speck the check does not apply to."""
+  photo = Image.new('RGB', (300, 300))
+  box = faces.Box(100, 100, 200, 200)
+  assert predict.MIN_FOUND_SHARE == 0.001
+  speck, spot = _MarksCentreSquare(3), _MarksCentreSquare(5)
+  assert not speck.in_boxes([(photo, box, True)])[0].any()
+  assert speck.in_boxes([(photo, box, False)])[0].sum() == 9
+  assert spot.in_boxes([(photo, box, True)])[0].sum() == 25
 
 
 def test_predict_finds_faces_and_scores_against_references(trained_workdir, tmp_path, astronaut):

@@ -213,9 +213,10 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
 
 
 # What experiments.predict does beyond the decision, for an app that wants the same masks.
-_FACE_CHECK = (f'experiments.predict keeps the mask of a detected face only if the target is also found with '
-               f'its square widened {" and ".join(f"{f:g}" for f in predict.CONFIRM_FRAMINGS)} times about '
-               f'its centre (unet_flax.predict.CONFIRM_FRAMINGS); the real-photo figures assume it')
+_FACE_CHECK = (f'experiments.predict keeps the mask of a detected face only if the target covers at least '
+               f'{predict.MIN_FOUND_SHARE:.1%} of the crop in the face\'s square and with that square widened '
+               f'{" and ".join(f"{f:g}" for f in predict.CONFIRM_FRAMINGS)} times about its centre '
+               f'(unet_flax.predict.CONFIRM_FRAMINGS, MIN_FOUND_SHARE); the real-photo figures assume it')
 
 
 def _size(path: str) -> int:

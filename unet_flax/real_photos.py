@@ -15,7 +15,7 @@ from unet_flax.data import face_segmentation
 # for the recipe at its defaults on the synthetic dataset of SYNTHETIC_VERSION.
 MEASURED = {
     'eyeglasses': ('configs/quick.py',
-                   'glasses marked on 6 of 35 glasses-free portraits (17%; 12 and 1 with training seeds 1 and 2) '
+                   'glasses marked on 3 of 35 glasses-free portraits (9%; 11 and 0 with training seeds 1 and 2) '
                    'with experiments.predict\'s wider-framing check, and on 16, 24 and 6 without it, as '
                    'lens-shaped patches round the eyes; Dice 0.87 and 0.59 on two hand-labelled glasses photos '
                    '(rimless; thick two-tone plastic frames, of which the light lower rims are missed)'),
