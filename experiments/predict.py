@@ -54,8 +54,8 @@ flags.DEFINE_enum('faces', 'auto', ['auto', 'none'], 'auto: find every face (dli
 # imported here: flags load before JAX).
 flags.DEFINE_bool('confirm', True, 'For a binary target: keep a detected face\'s mask only if the part '
                   'is found, on at least 0.1% of the crop, in the face\'s framing and with the face '
-                  'framed 1.15 and 1.3 times wider (seen smaller); this halves the false alarms of '
-                  'models trained on the synthetic faces, or better. --noconfirm: off.')
+                  'framed 1.15 and 1.3 times wider (seen smaller); this at least halves the false '
+                  'alarms of models trained on the synthetic faces. --noconfirm: off.')
 flags.DEFINE_string('output', None, 'Where to write; default <workdir>/predictions (with --model: '
                     'predictions/ beside the model).')
 flags.DEFINE_string('checkpoint', 'best', 'best, latest or a step number.')

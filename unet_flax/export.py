@@ -214,7 +214,7 @@ def model_card(predictor, workdir, fmt, dtype, batch, output, model, parity) -> 
 
 # What experiments.predict does beyond the decision, for an app that wants the same masks.
 _FACE_CHECK = (f'experiments.predict keeps the mask of a detected face only if the target covers at least '
-               f'{predict.MIN_FOUND_SHARE:.1%} of the crop in the face\'s square and with that square widened '
+               f'{predict.MIN_FOUND_SHARE * 100:g}% of the crop in the face\'s square and with that square widened '
                f'{" and ".join(f"{f:g}" for f in predict.CONFIRM_FRAMINGS)} times about its centre '
                f'(unet_flax.predict.CONFIRM_FRAMINGS, MIN_FOUND_SHARE); the real-photo figures assume it')
 

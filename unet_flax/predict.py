@@ -14,12 +14,12 @@ from unet_flax import checkpoints, configuration, faces, steps
 from unet_flax import workdir as workdir_lib
 from unet_flax.data import parts as parts_lib
 
-# A binary mask of a detected face is kept only if the part is also found with the face framed
-# this many times wider (seen smaller). Trained on rendered faces, a model's false glasses on
-# real faces come and go with the face's size, true glasses stay: over 21 eyeglasses trainings
-# this halved the false alarms on real glasses-free photos and kept the real glasses photo; on
-# the synthetic test split it kept 113-119 of the 118-120 faces in glasses found
-# (docs/benchmarks.md, "Real photographs").
+# A binary mask of a detected face is kept only if the part is also found (on MIN_FOUND_SHARE of
+# the crop) with the face framed this many times wider (seen smaller). Trained on rendered
+# faces, a model's false glasses on real faces come and go with the face's size, true glasses
+# stay: over 21 eyeglasses trainings this halved the false alarms on real glasses-free photos
+# and kept the real glasses photo; on the synthetic test split it kept 113-119 of the 118-120
+# faces in glasses found (docs/benchmarks.md, "Real photographs").
 CONFIRM_FRAMINGS = (1.15, 1.3)
 # In that check a part counts as found in a framing only if it covers this share of the crop: a
 # speck is not a pair of glasses (the smallest rendered pair covers 1.8% of a face's crop, 1% seen
@@ -108,19 +108,25 @@ class MaskPredictor:
     labels = self([faces.crop(image, box) for image, box, _ in crops])
     if self.num_classes > 1:
       return labels
-    found = lambda label: label.mean() >= MIN_FOUND_SHARE
-    checked = [i for i, (_, _, confirm) in enumerate(crops) if confirm]
-    for factor in (None,) + tuple(confirm_framings):
-      if factor is None:
-        verdicts = [labels[i] for i in checked]
-      else:
-        verdicts = self([faces.crop(crops[i][0], faces.widened(crops[i][1], factor)) for i in checked])
-      for i, label in zip(checked, verdicts):
-        if not found(label):
-          labels[i] = np.zeros_like(labels[i])
-      checked = [i for i, label in zip(checked, verdicts) if found(label)]
-      if not checked:
+
+    def found(label):
+      return label.mean() >= MIN_FOUND_SHARE
+
+    still_found = []
+    for i, (_, _, confirm) in enumerate(crops):
+      if confirm and not found(labels[i]):
+        labels[i] = np.zeros_like(labels[i])
+      elif confirm:
+        still_found.append(i)
+    for factor in confirm_framings:
+      if not still_found:
         break
+      wider = self([faces.crop(crops[i][0], faces.widened(crops[i][1], factor)) for i in still_found])
+      kept = [found(label) for label in wider]
+      for i, keep in zip(still_found, kept):
+        if not keep:
+          labels[i] = np.zeros_like(labels[i])
+      still_found = [i for i, keep in zip(still_found, kept) if keep]
     return labels
 
 
