@@ -109,24 +109,23 @@ class MaskPredictor:
     if self.num_classes > 1:
       return labels
 
-    def found(label):
-      return label.mean() >= MIN_FOUND_SHARE
+    def keep_found(indices, masks):
+      """Empties labels[i] where its part is not found in `masks` (one per index); the rest."""
+      kept = []
+      for i, mask in zip(indices, masks):
+        if mask.mean() >= MIN_FOUND_SHARE:
+          kept.append(i)
+        else:
+          labels[i] = np.zeros_like(labels[i])
+      return kept
 
-    still_found = []
-    for i, (_, _, confirm) in enumerate(crops):
-      if confirm and not found(labels[i]):
-        labels[i] = np.zeros_like(labels[i])
-      elif confirm:
-        still_found.append(i)
+    checked = [i for i, (_, _, confirm) in enumerate(crops) if confirm]
+    still_found = keep_found(checked, [labels[i] for i in checked])
     for factor in confirm_framings:
       if not still_found:
         break
       wider = self([faces.crop(crops[i][0], faces.widened(crops[i][1], factor)) for i in still_found])
-      kept = [found(label) for label in wider]
-      for i, keep in zip(still_found, kept):
-        if not keep:
-          labels[i] = np.zeros_like(labels[i])
-      still_found = [i for i, keep in zip(still_found, kept) if keep]
+      still_found = keep_found(still_found, wider)
     return labels
 
 
