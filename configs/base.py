@@ -17,6 +17,10 @@ def get_config():
   c.seed = 0
   c.target = 'eyeglasses'  # eyeglasses | eyes | lips | eyes_lips | face_parsing | 'part,part'
   c.painting_order = ()  # face parsing only; () = CelebAMask-HQ's own order
+  # Binary targets only: parts (named as c.target names them) the U-Net also learns in a second
+  # output channel, so that it tells the target from what looks like it (glasses from the eyes
+  # they frame). Training only: evaluation, prediction and exports see the target's channel.
+  c.auxiliary_target = ''  # '' = none | eyes | 'part,part'
 
   c.dataset = ml_collections.ConfigDict()
   c.dataset.config = 'synthetic'  # synthetic | celebamask_hq | folder (+ _512)
@@ -40,6 +44,7 @@ def get_config():
   c.loss.pos_weight = 1.0
   c.loss.focal_gamma = 2.0
   c.loss.focal_alpha = 0.25
+  c.loss.auxiliary_weight = 1.0  # the auxiliary target's loss (config.loss.name) is added times this
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = 'adam'  # adam | adamw | sgd

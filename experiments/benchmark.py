@@ -51,7 +51,7 @@ def end_to_end(config, ours, n: int) -> dict:
   from unet_flax.data import parts as parts_lib
   from unet_flax.data import pipeline
   split = pipeline.open_split(dataset_lib.prepare(config.dataset), 'train')
-  target = parts_lib.TargetMaker.from_config(config, split.part_names)
+  target = parts_lib.training_target(config, split.part_names)
   batches = pipeline.train_iterator(split, target, global_batch_size=config.batch_size, seed=config.seed)
   for _ in range(3):
     ours.run(next(batches))['loss'].block_until_ready()

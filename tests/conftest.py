@@ -39,12 +39,15 @@ def synthetic_builder(synthetic_data_dir):
 
 @pytest.fixture(scope='session')
 def trained_workdir(tmp_path_factory, synthetic_data_dir, synthetic_builder):
-  """A tiny trained run (3 steps of configs/test.py), with its end-of-training pictures."""
+  """A tiny trained run (3 steps of configs/test.py), with its end-of-training pictures. It also
+  learns the eyes in a second output channel (config.auxiliary_target), so that the export and
+  prediction tests check that every path leaves that channel out."""
   from configs import test as test_config
   from unet_flax import plots, train
   cfg = test_config.get_config()
   cfg.dataset.data_dir = str(synthetic_data_dir)
   cfg.num_train_steps = 3
+  cfg.auxiliary_target = 'eyes'
   workdir = tmp_path_factory.mktemp('trained')
   train.train_and_evaluate(cfg, str(workdir))
   plots.write_all(str(workdir), cfg, num_examples=2)

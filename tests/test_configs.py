@@ -11,7 +11,6 @@ import pytest
 
 from unet_flax import configuration, losses, steps
 from unet_flax import metrics as metrics_lib
-from unet_flax import model as model_lib
 from unet_flax.data import parts as parts_lib
 from unet_flax.data.face_segmentation import Builder
 
@@ -31,8 +30,8 @@ def test_config_builds_and_traces(name):
   cfg = module.get_config()
   assert cfg.dataset.config in {c.name for c in Builder.BUILDER_CONFIGS}
   part_names = parts_lib.dataset_parts(cfg.dataset.config)
-  target = parts_lib.TargetMaker.from_config(cfg, part_names)
-  model = model_lib.from_config(cfg.model, target.num_classes)
+  target = parts_lib.training_target(cfg, part_names)
+  model = steps.make_unet(cfg, target.num_classes)
   loss_fn = losses.make_loss(cfg.loss)
   tx = steps.make_optimizer(cfg.optimizer, 1000)
   size = cfg.model.image_size

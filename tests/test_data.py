@@ -7,6 +7,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
@@ -212,6 +213,24 @@ def test_target_maker_union_and_painting():
   assert label[1, 1] == names.index('u_lip') + 1 and label[0, 1] == 0
   with pytest.raises(parts_lib.TargetError, match='wings'):
     parts_lib.TargetMaker('wings', names)
+
+
+def test_auxiliary_target_is_the_training_labels_second_bit():
+  """config.auxiliary_target: the training label is target + 2 * auxiliary, from packed planes as
+  from parts; a flip keeps every value (both halves are symmetric unions)."""
+  names = parts_lib.CELEBAMASK_HQ_PARTS
+  parts = (np.random.default_rng(4).random((16, 16, 18)) < 0.3).astype(np.uint8)
+  cfg = ml_collections.ConfigDict({'target': 'eyeglasses', 'painting_order': (), 'auxiliary_target': 'eyes'})
+  maker = parts_lib.training_target(cfg, names)
+  label = maker.from_planes(bitplanes.planes(bitplanes.pack(parts), 16, 18, maker.needed_planes))
+  np.testing.assert_array_equal(label, maker(parts))
+  assert set(np.unique(label).tolist()) == {0, 1, 2, 3}
+  target, auxiliary = parts_lib.split_auxiliary(label)
+  np.testing.assert_array_equal(target, parts_lib.TargetMaker('eyeglasses', names)(parts))
+  np.testing.assert_array_equal(auxiliary, parts_lib.TargetMaker('eyes', names)(parts))
+  np.testing.assert_array_equal(maker.mirror_label_map, np.arange(4))
+  cfg.auxiliary_target = ''
+  np.testing.assert_array_equal(parts_lib.training_target(cfg, names)(parts), target)
 
 
 def _split(builder, name='train'):

@@ -111,6 +111,15 @@ CONFIG_MISTAKES = {  # each also reaches the command line as one `error:` line, 
     'dropout out of range': ({'model.dropout': 1.5}, 'model.dropout=1.5'),
     'image size not a multiple of 2**depth': ({'model.image_size': 60}, 'model.image_size=60'),
     'one eye under flips': ({'target': 'l_eye'}, "target='l_eye' is not left/right symmetric"),
+    'auxiliary one eye under flips': ({'auxiliary_target': 'l_eye'},
+                                      "auxiliary_target='l_eye' is not left/right symmetric"),
+    'auxiliary part the dataset lacks': ({'auxiliary_target': 'eyes', 'dataset.config': 'folder'},
+                                         "auxiliary_target='eyes' names parts dataset 'folder' does not have"),
+    'auxiliary target for face parsing': ({'auxiliary_target': 'eyes', 'target': 'face_parsing',
+                                           'loss.name': 'cross_entropy'},
+                                          "auxiliary_target='eyes' needs a binary target"),
+    'auxiliary target for pix2pix': ({'auxiliary_target': 'eyes', 'model.kind': 'pix2pix'},
+                                     "auxiliary_target='eyes' needs a binary target and model.kind=unet"),
 }
 
 
@@ -145,7 +154,7 @@ def test_workdir_refuses_another_experiment_and_allows_longer_training(
   assert _snapshot(trained_workdir) == before
   assert not (trained_workdir / 'train.lock').exists()
   # Fields that may change on resume are allowed, and recorded.
-  longer = _cfg(synthetic_data_dir, num_train_steps=9, log_every_steps=3)
+  longer = _cfg(synthetic_data_dir, num_train_steps=9, log_every_steps=3, auxiliary_target='eyes')
   configuration.validate(longer, devices=4)
   changes = workdir_lib.Workdir(trained_workdir).check_same_experiment(
       longer, json.load(open(trained_workdir / 'experiment.json'))['dataset'], has_checkpoints=True)
@@ -185,8 +194,8 @@ def test_eval_prints_metrics_even_when_it_cannot_write_them(trained_workdir, syn
   os.makedirs(target)  # a folder where the file goes: unwritable, even for root
   try:
     done = _run('experiments.main', '--config=configs/test.py', f'--config.dataset.data_dir={synthetic_data_dir}',
-                '--config.num_train_steps=3', f'--workdir={trained_workdir}', '--mode=eval',
-                '--split=validation')
+                '--config.num_train_steps=3', '--config.auxiliary_target=eyes', f'--workdir={trained_workdir}',
+                '--mode=eval', '--split=validation')
   finally:
     os.rmdir(target)
   _assert_user_error(done, str(target))
@@ -199,8 +208,8 @@ def test_eval_prints_metrics_even_when_it_cannot_write_them(trained_workdir, syn
 
 DAMAGED_ONLY_CHECKPOINT = {
     'eval': ('experiments.main', ['--config=configs/test.py', '--config.dataset.data_dir={data}',
-                                  '--config.num_train_steps=3', '--workdir={run}', '--mode=eval',
-                                  '--checkpoint=latest']),
+                                  '--config.num_train_steps=3', '--config.auxiliary_target=eyes',
+                                  '--workdir={run}', '--mode=eval', '--checkpoint=latest']),
     'predict': ('experiments.predict', ['--workdir={run}', '--from_test_split=1',
                                         '--output={run}/out']),
 }

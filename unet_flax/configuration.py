@@ -51,6 +51,7 @@ def _number_problems(config) -> list[str]:
       ('loss.pos_weight', c.loss.pos_weight, lambda v: v > 0, '> 0'),
       ('loss.focal_gamma', c.loss.focal_gamma, lambda v: v >= 0, '>= 0'),
       ('loss.focal_alpha', c.loss.focal_alpha, lambda v: 0 <= v <= 1, 'in [0, 1]'),
+      ('loss.auxiliary_weight', c.loss.auxiliary_weight, lambda v: v >= 0, '>= 0'),
       ('optimizer.learning_rate', c.optimizer.learning_rate, lambda v: 0 < v < 10, 'in (0, 10)'),
       ('optimizer.warmup_steps', c.optimizer.warmup_steps, lambda v: isinstance(v, int) and v >= 0, '>= 0'),
       ('optimizer.weight_decay', c.optimizer.weight_decay, lambda v: v >= 0, '>= 0'),
@@ -107,14 +108,39 @@ def _name_problems(config) -> list[str]:
 
 
 def _flip_problems(config) -> list[str]:
-  """A horizontal flip mislabels a binary target with one side of a left/right pair and not the
-  other. The dataset's parts follow from its config, so this needs no built dataset."""
+  """A horizontal flip mislabels a binary target (or auxiliary target) with one side of a
+  left/right pair and not the other. The dataset's parts follow from its config, so this needs
+  no built dataset."""
+  problems = []
+  for field in ('target', 'auxiliary_target'):
+    if not config[field]:
+      continue
+    try:
+      safe = parts_lib.flip_safe(config[field], parts_lib.dataset_parts(config.dataset.config))
+    except parts_lib.TargetError:
+      continue  # a part the dataset lacks: reported by the check that builds the target
+    if not safe:
+      problems.append(f'config.{field}={config[field]!r} is not left/right symmetric, so a horizontal '
+                      f'flip would mislabel it; add the mirrored parts or set config.augment.hflip=False')
+  return problems
+
+
+def _auxiliary_problems(config, classes: int) -> list[str]:
+  """An auxiliary target needs a binary target, the U-Net, and parts the dataset has."""
+  aux = config.auxiliary_target
+  if not aux:
+    return []
+  if classes > 1 or config.model.kind != 'unet':
+    return [f'config.auxiliary_target={aux!r} needs a binary target and model.kind=unet '
+            f'(config.target={config.target!r}, model.kind={config.model.kind!r}); set it to \'\'']
+  part_names = parts_lib.dataset_parts(config.dataset.config)
   try:
-    safe = parts_lib.flip_safe(config.target, parts_lib.dataset_parts(config.dataset.config))
+    parts_lib.resolve_binary_parts(aux, part_names)
   except parts_lib.TargetError:
-    return []  # a part the dataset lacks: named where the target is built from the dataset's parts
-  return [] if safe else [f'config.target={config.target!r} is not left/right symmetric, so a horizontal '
-                          f'flip would mislabel it; add the mirrored parts or set config.augment.hflip=False']
+    return [f'config.auxiliary_target={aux!r} names parts dataset {config.dataset.config!r} does not '
+            f'have (it has {list(part_names)}); use {sorted(parts_lib.BINARY_TARGETS)} or part names, '
+            f'or \'\' for none']
+  return []
 
 
 def validate(config, devices: int, hosts: int = 1) -> None:
@@ -128,6 +154,7 @@ def validate(config, devices: int, hosts: int = 1) -> None:
   elif config.model.kind == 'pix2pix' and classes > 1:
     problems.append(f'config.model.kind=pix2pix makes one binary mask; config.target={config.target!r} '
                     f'has {classes} classes')
+  problems += _auxiliary_problems(config, classes)
   if config.augment.enabled and config.augment.hflip:
     problems += _flip_problems(config)
   if config.gan.output not in ('sigmoid', 'tanh'):

@@ -119,8 +119,24 @@ class ConvBlock(nn.Module):
     return x
 
 
+class OutputConv(nn.Module):
+  """The U-Net's 1x1 output convolution: nn.Conv's parameters and initial values, but it can
+  compute its first `outputs` channels alone. Inference leaves out the auxiliary channels this
+  way rather than by slicing the logits, which TFLite cannot convert for a dynamic batch."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x, outputs: int):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (1, 1, x.shape[-1], self.features))
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    y = jax.lax.conv_general_dilated(x, kernel[..., :outputs], (1, 1), ((0, 0), (0, 0)), lhs_dilation=(1, 1),
+                                     rhs_dilation=(1, 1), dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return y + bias[:outputs]
+
+
 class UNet(nn.Module):
   num_classes: int = 1
+  auxiliary_classes: int = 0  # extra output channels, returned only when asked (config.auxiliary_target)
   base_features: int = 64
   depth: int = 4
   norm: str = 'none'
@@ -130,7 +146,10 @@ class UNet(nn.Module):
   axis_name: str | None = 'batch'  # the device axis of the train step (None: not under pmap)
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, train: bool = False, with_auxiliary: bool = False):
+    """Logits [B, H, W, num_classes]; with_auxiliary: (those, the auxiliary channels' logits)."""
+    if with_auxiliary and not self.auxiliary_classes:
+      raise ValueError('with_auxiliary=True needs a U-Net with auxiliary_classes > 0')
     h, w = x.shape[1:3]
     multiple = 2 ** self.depth
     pad_h, pad_w = -h % multiple, -w % multiple
@@ -155,8 +174,10 @@ class UNet(nn.Module):
       x = jnp.concatenate([x, skips[level]], axis=-1)
       x = block(features, f'decoder_{level}')(x, train)
     # The head runs in float32 whatever the compute dtype: logits feed the losses directly.
-    logits = nn.Conv(self.num_classes, (1, 1), dtype=jnp.float32, name='logits')(x.astype(jnp.float32))
-    return logits[:, :h, :w]
+    outputs = self.num_classes + (self.auxiliary_classes if with_auxiliary else 0)
+    logits = OutputConv(self.num_classes + self.auxiliary_classes, name='logits')(x.astype(jnp.float32), outputs)
+    logits = logits[:, :h, :w]
+    return (logits[..., :self.num_classes], logits[..., self.num_classes:]) if with_auxiliary else logits
 
 
 class PatchDiscriminator(nn.Module):
@@ -178,13 +199,14 @@ class PatchDiscriminator(nn.Module):
     return nn.Conv(1, (4, 4), padding=((1, 1), (1, 1)), name='logits')(x)[..., 0]
 
 
-def from_config(model_cfg, num_classes: int) -> UNet:
+def from_config(model_cfg, num_classes: int, auxiliary_classes: int = 0) -> UNet:
   dtypes = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
   if model_cfg.dtype not in dtypes:
     raise ConfigError(f'config.model.dtype={model_cfg.dtype!r}: use one of {sorted(dtypes)}.')
   for field, allowed in (('norm', ('none', 'batch', 'group')), ('upsample', ('transpose', 'resize'))):
     if model_cfg[field] not in allowed:
       raise ConfigError(f'config.model.{field}={model_cfg[field]!r}: use one of {list(allowed)}.')
-  return UNet(num_classes=num_classes, base_features=model_cfg.base_features, depth=model_cfg.depth,
+  return UNet(num_classes=num_classes, auxiliary_classes=auxiliary_classes,
+              base_features=model_cfg.base_features, depth=model_cfg.depth,
               norm=model_cfg.norm, dropout=model_cfg.dropout, upsample=model_cfg.upsample,
               dtype=dtypes[model_cfg.dtype])

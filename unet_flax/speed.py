@@ -70,11 +70,10 @@ class OurStep:
     import numpy as np
 
     from unet_flax import losses, runtime, steps
-    from unet_flax import model as model_lib
     from unet_flax.data import parts as parts_lib
 
-    target = parts_lib.TargetMaker.from_config(config, parts_lib.dataset_parts(config.dataset.config))
-    model = model_lib.from_config(config.model, target.num_classes)
+    target = parts_lib.training_target(config, parts_lib.dataset_parts(config.dataset.config))
+    model = steps.make_unet(config, target.num_classes)
     self.state = steps.create_train_state(jax.random.key(config.seed), model, config.model.image_size,
                                           steps.make_optimizer(config.optimizer, 1000))
     train, _ = steps.pmap_steps(losses.make_loss(config.loss), config, target.mirror_label_map)

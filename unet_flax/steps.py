@@ -27,6 +27,7 @@ from flax.training import train_state
 from unet_flax import augment, losses
 from unet_flax import metrics as metrics_lib
 from unet_flax import model as model_lib
+from unet_flax.data import parts as parts_lib
 from unet_flax.errors import ConfigError
 
 AXIS = 'batch'
@@ -81,8 +82,13 @@ def create_state(rng, config, num_classes: int, total_steps: int) -> TrainState 
   return _kind(config).init(rng, config, num_classes, total_steps)
 
 
+def make_unet(config, num_classes: int) -> model_lib.UNet:
+  """The U-Net a config trains: `num_classes` outputs, and one more for config.auxiliary_target."""
+  return model_lib.from_config(config.model, num_classes, auxiliary_classes=1 if config.auxiliary_target else 0)
+
+
 def _unet_state(rng, config, num_classes: int, total_steps: int) -> TrainState:
-  return create_train_state(rng, model_lib.from_config(config.model, num_classes), config.model.image_size,
+  return create_train_state(rng, make_unet(config, num_classes), config.model.image_size,
                             make_optimizer(config.optimizer, total_steps))
 
 
@@ -101,13 +107,13 @@ def inference_state(state: TrainState | GanState) -> TrainState:
   return state.generator if isinstance(state, GanState) else state
 
 
-def _apply(state, params, images, train, rng=None):
+def _apply(state, params, images, train, rng=None, **kwargs):
   variables = {'params': params}
   if state.batch_stats is not None:
     variables['batch_stats'] = state.batch_stats
   mutable = ['batch_stats'] if train and state.batch_stats is not None else False
   out = state.apply_fn(variables, images, train=train, rngs={'dropout': rng} if train else None,
-                       mutable=mutable)
+                       mutable=mutable, **kwargs)
   return out if mutable else (out, {})
 
 
@@ -152,10 +158,17 @@ def train_step(state: TrainState, batch, *, loss_fn, config, mirror_label_map, a
   """
   images, labels, dropout_key = _step_inputs(state, batch, config, mirror_label_map, axis_name)
   weights = jnp.ones(images.shape[0], jnp.float32)
+  if config.auxiliary_target:
+    labels, auxiliary_labels = parts_lib.split_auxiliary(labels)
 
   def loss_and_logits(params):
-    logits, updates = _apply(state, params, images, True, dropout_key)
-    return loss_fn(logits, labels, weights, axis_name=axis_name), (logits, updates)
+    if not config.auxiliary_target:
+      logits, updates = _apply(state, params, images, True, dropout_key)
+      return loss_fn(logits, labels, weights, axis_name=axis_name), (logits, updates)
+    (logits, auxiliary), updates = _apply(state, params, images, True, dropout_key, with_auxiliary=True)
+    loss = (loss_fn(logits, labels, weights, axis_name=axis_name)
+            + config.loss.auxiliary_weight * loss_fn(auxiliary, auxiliary_labels, weights, axis_name=axis_name))
+    return loss, (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_and_logits, has_aux=True)(state.params)
   grads = jax.lax.pmean(grads, axis_name)

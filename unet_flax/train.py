@@ -88,6 +88,7 @@ class Experiment:
     self.train_split = pipeline.open_split(self.builder, 'train')
     part_names = self.train_split.part_names
     self.target = parts_lib.TargetMaker.from_config(config, part_names)
+    self.training_target = parts_lib.training_target(config, part_names)
     self.class_names = parts_lib.class_names(config.target, part_names)
     self.loss_fn = losses.make_loss(config.loss)
     self.total_steps = config.num_train_steps or config.num_epochs * (len(self.train_split) // config.batch_size)
@@ -189,8 +190,8 @@ class Due:
 def _train(exp: Experiment, run: workdir_lib.Workdir, manager: checkpoints.Manager, signals: StopSignals,
            writer: metrics_log.MetricWriter) -> dict:
   config = exp.config
-  p_train, p_eval = pmap_steps(exp.loss_fn, config, exp.target.mirror_label_map)
-  train_iter = pipeline.train_iterator(exp.train_split, exp.target, global_batch_size=config.batch_size,
+  p_train, p_eval = pmap_steps(exp.loss_fn, config, exp.training_target.mirror_label_map)
+  train_iter = pipeline.train_iterator(exp.train_split, exp.training_target, global_batch_size=config.batch_size,
                                        seed=config.seed)
   state, progress = exp.initial_state(), {}
   if manager.has_checkpoints():  # damaged ones too: falls back, or says that none restores

@@ -5,6 +5,8 @@ The training target is chosen at training time from these channels:
 
 * a binary target: the union of named parts (eyeglasses = ``eye_g``, eyes =
   ``l_eye + r_eye``, lips = ``u_lip + l_lip`` ...);
+* with `config.auxiliary_target`, a binary target's training label carries a second bit:
+  label = target + 2 * auxiliary (`TargetWithAuxiliary`, taken apart by `split_auxiliary`);
 * a face-parsing label map: class 0 is background and class ``i + 1`` is part
   ``i`` of ``CELEBAMASK_HQ_PARTS``; parts are painted one after another in a
   painting order, later parts overwriting earlier ones. The default order is
@@ -186,3 +188,40 @@ def _paint_tables(paint: list[tuple[int, int]], num_parts: int):
     luts.append(lut)
   class_of_rank = np.array([0] + [class_id for _, class_id in paint], np.uint8)
   return luts, class_of_rank
+
+
+class TargetWithAuxiliary:
+  """A binary target's training label with the auxiliary target as its second bit: 0/1 for the
+  target plus 2 where the auxiliary parts are. Only the train step reads the second bit
+  (`split_auxiliary`); evaluation and prediction use the plain `TargetMaker`."""
+
+  def __init__(self, target: TargetMaker, auxiliary: TargetMaker):
+    self.target, self.auxiliary = target, auxiliary
+    self.num_classes = target.num_classes
+    # Both halves are left/right symmetric unions (config validation), so a flip keeps every value.
+    self.mirror_label_map = np.arange(4, dtype=np.int32)
+    self.flip_safe = target.flip_safe and auxiliary.flip_safe
+
+  @property
+  def needed_planes(self) -> frozenset[int]:
+    return self.target.needed_planes | self.auxiliary.needed_planes
+
+  def from_planes(self, planes: np.ndarray) -> np.ndarray:
+    return self.target.from_planes(planes) | (self.auxiliary.from_planes(planes) << 1)
+
+  def __call__(self, parts: np.ndarray) -> np.ndarray:
+    return self.target(parts) | (self.auxiliary(parts) << 1)
+
+
+def training_target(config, part_names: Sequence[str]) -> TargetMaker | TargetWithAuxiliary:
+  """What the training iterator labels examples with: the config's target, and its auxiliary
+  target as a second bit when `config.auxiliary_target` names one."""
+  target = TargetMaker.from_config(config, part_names)
+  if not config.auxiliary_target:
+    return target
+  return TargetWithAuxiliary(target, TargetMaker(config.auxiliary_target, part_names))
+
+
+def split_auxiliary(labels):
+  """(target, auxiliary) 0/1 labels from `TargetWithAuxiliary`'s labels (NumPy or JAX)."""
+  return labels & 1, labels >> 1
