@@ -41,7 +41,11 @@ case "${1:-}" in
     ensure_venv "$VENV" "$REQUIREMENTS"
     ensure_venv "$EXPORT_VENV" requirements-export.txt
     "$VENV/bin/ruff" check . || { echo "run.sh test: lint errors (ruff check . --fix mends most)" >&2; exit 1; }
-    UNET_FLAX_EXPORT_PYTHON="$EXPORT_VENV/bin/python" exec "$VENV/bin/python" -m pytest "$@" ;;
+    # One pytest worker a core, up to 4 (each holds its own JAX and tiny datasets); most of a
+    # test is single-threaded compilation or a subprocess's wait. TEST_WORKERS=1 runs in one.
+    workers="${TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}"
+    UNET_FLAX_EXPORT_PYTHON="$EXPORT_VENV/bin/python" exec "$VENV/bin/python" -m pytest \
+      -n "$workers" --dist worksteal "$@" ;;
   export|benchmark_inference)  # need TensorFlow, tf2onnx and the runtimes: their own environment
     tool="$1"; shift
     ensure_venv "$EXPORT_VENV" requirements-export.txt
