@@ -43,7 +43,8 @@ case "${1:-}" in
     "$VENV/bin/ruff" check . || { echo "run.sh test: lint errors (ruff check . --fix mends most)" >&2; exit 1; }
     # One pytest worker a core, up to 4 (each holds its own JAX and tiny datasets); most of a
     # test is single-threaded compilation or a subprocess's wait. TEST_WORKERS=1 runs in one.
-    workers="${TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}"
+    cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)  # Linux and macOS alike
+    workers="${TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}"
     UNET_FLAX_EXPORT_PYTHON="$EXPORT_VENV/bin/python" exec "$VENV/bin/python" -m pytest \
       -n "$workers" --dist worksteal "$@" ;;
   export|benchmark_inference)  # need TensorFlow, tf2onnx and the runtimes: their own environment
