@@ -42,7 +42,7 @@ case "${1:-}" in
     ensure_venv "$EXPORT_VENV" requirements-export.txt
     "$VENV/bin/ruff" check . || { echo "run.sh test: lint errors (ruff check . --fix mends most)" >&2; exit 1; }
     # One pytest worker a core, up to 4 (each holds its own JAX and tiny datasets); most of a
-    # test is single-threaded compilation or a subprocess's wait. TEST_WORKERS=1 runs in one.
+    # test is single-threaded compilation or a subprocess's wait. TEST_WORKERS=0: in pytest itself.
     cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)  # Linux and macOS alike
     workers="${TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}"
     UNET_FLAX_EXPORT_PYTHON="$EXPORT_VENV/bin/python" exec "$VENV/bin/python" -m pytest \
