@@ -286,8 +286,11 @@ from unet_flax import train
 def hook(n):
   if n == 2:
     time.sleep(1)  # so the first start's wall time is long enough to be told apart
-  if n == 5:
-    time.sleep(1.5)  # the step-3 checkpoint commits (asynchronously); then the power goes
+  if n == 5:  # once the step-3 checkpoint has committed (asynchronously), the power goes
+    committed = os.path.join({workdir!r}, 'checkpoints', '3')  # Orbax renames it into place
+    deadline = time.monotonic() + 120  # a loaded machine takes seconds; a hang guard only
+    while not os.path.isdir(committed) and time.monotonic() < deadline:
+      time.sleep(0.05)
     os.kill(os.getpid(), signal.SIGKILL)
 
 train.pmap_steps = pmap_steps_with_hook(hook)
