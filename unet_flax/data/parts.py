@@ -200,7 +200,6 @@ class TargetWithAuxiliary:
     self.num_classes = target.num_classes
     # Both halves are left/right symmetric unions (config validation), so a flip keeps every value.
     self.mirror_label_map = np.arange(4, dtype=np.int32)
-    self.flip_safe = target.flip_safe and auxiliary.flip_safe
 
   @property
   def needed_planes(self) -> frozenset[int]:
