@@ -193,6 +193,18 @@ def test_synthetic_plastic_frames_are_in_the_glasses_mask(rendered_faces):
   assert len(one_piece) >= 10 and np.mean(one_piece) >= 0.85, one_piece
 
 
+def test_synthetic_glasses_are_the_size_of_real_frames(rendered_faces):
+  """Lenses as sold (42-58 mm wide, a 14-22 mm bridge) cover far more than the eyes behind them:
+  over the pairs, the glasses' mask is a median 8 or more times the area of the same face's bare
+  eyes (renderer 2.2.0's lenses, which hugged the eyes, gave 5.6)."""
+  ratios = []
+  for (_, bare), (_, worn) in zip(rendered_faces[0::2], rendered_faces[1::2]):
+    eyes = bare.get('l_eye', 0) | bare.get('r_eye', 0)
+    if np.sum(eyes):
+      ratios.append(worn['eye_g'].sum() / np.sum(eyes))
+  assert len(ratios) >= 25 and np.median(ratios) >= 8, np.round(sorted(ratios), 1)
+
+
 def test_synthetic_dataset_splits(synthetic_builder):
   splits = synthetic_builder.info.splits
   assert [splits[s].num_examples for s in ('train', 'validation', 'test')] == [24, 6, 5]

@@ -73,7 +73,7 @@ class FaceSegmentationConfig(tfds.core.BuilderConfig):
 
 # The synthetic configs have their own version: a new renderer is a new dataset, while the
 # CelebAMask-HQ and folder builds stay valid.
-SYNTHETIC_VERSION = tfds.core.Version('2.2.0')
+SYNTHETIC_VERSION = tfds.core.Version('2.3.0')
 
 
 def _config(name, source, size, description):
@@ -92,7 +92,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                             'margins, upper-lid shadow); lenses refract less.',
                    '2.2.0': 'synthetic only: lines (frames, temples, lashes, strands, creases) are drawn '
                             'opaque across their width instead of as a faint glow, so frames, bridges '
-                            'and temples are in the eye_g mask.'}
+                            'and temples are in the eye_g mask.',
+                   '2.3.0': 'synthetic only: glasses sized as frames are sold (lenses 42-58 mm wide, '
+                            'bridges 14-22 mm), not lenses that hug the eyes.'}
   BUILDER_CONFIGS = [
       _config('synthetic', 'synthetic', 256, 'Procedurally drawn faces, 2000/250/250, 256x256.'),
       _config('synthetic_512', 'synthetic', 512, 'Procedurally drawn faces at 512x512.'),

@@ -53,8 +53,12 @@ class Glasses:
     lens = ('clear', 'tinted', 'sunglass')[rng.choice(3, p=[0.68, 0.1, 0.22])]
     metal = style in ('aviator', 'rimless') or (style != 'browline' and rng.random() < 0.45)
     frame = rng.uniform(0.015, 0.045) if metal else rng.uniform(0.05, 0.15)
-    big = 1.12 if lens == 'sunglass' else 1.0
-    hw = rng.uniform(0.48, 0.64) * big
+    # Sized as frames are sold (ISO 8624's boxing: lens width 42-58 mm, sunglasses wider, and a
+    # bridge of 14-22 mm between the lenses), in face units of half an average adult's 63 mm
+    # between the pupils: the lenses reach past the eye's outer corner and nearly to the nose.
+    big = 1.08 if lens == 'sunglass' else 1.0
+    gap = rng.uniform(0.22, 0.35)  # half the bridge
+    hw = min(rng.uniform(0.66, 0.92) * big, (2.1 - gap) / 2)  # the frame no wider than the face
     hh = hw * (rng.uniform(0.82, 0.98) if style == 'round' else rng.uniform(0.55, 0.82))
     colour = METALS[rng.integers(len(METALS))] if metal else PLASTICS[rng.integers(len(PLASTICS))]
     if lens == 'clear':
@@ -64,7 +68,7 @@ class Glasses:
     else:
       tint = np.clip(rng.uniform(0.03, 0.25) * (1 + rng.normal(0, 0.3, 3)), 0.01, 0.5)
     return cls(style=style, metal=metal, frame=frame,
-               centre=(rng.uniform(0.95, 1.12), rng.uniform(-0.02, 0.16)), half_width=hw, half_height=hh,
+               centre=(hw + gap, rng.uniform(-0.02, 0.16)), half_width=hw, half_height=hh,
                corner=rng.uniform(0.15, 0.45), colour=(colour * rng.uniform(0.85, 1.15)).astype(np.float32),
                tortoise=not metal and rng.random() < 0.25, lens=lens, tint=tint.astype(np.float32),
                gradient=rng.uniform(0, 0.6) if lens != 'clear' else 0.0,
