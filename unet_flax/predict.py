@@ -16,13 +16,13 @@ from unet_flax.data import parts as parts_lib
 
 # A binary mask of a detected face is kept only if the part is also found (on MIN_FOUND_SHARE of
 # the crop) with the face framed this many times wider (seen smaller). Trained on rendered
-# faces, a model's false glasses on real faces come and go with the face's size, true glasses
-# stay: over 21 eyeglasses trainings this halved the false alarms on real glasses-free photos
-# and kept the real glasses photo; on the synthetic test split it kept 113-119 of the 118-120
-# faces in glasses found (docs/benchmarks.md, "Real photographs").
+# faces, a model's false glasses on real faces may come and go with the face's size, true glasses
+# stay: over 21 eyeglasses trainings on renderers 2.0-2.1 this halved the false alarms on real
+# glasses-free photos and kept the real glasses photo; renderer 2.3.0's models mark fewer faces,
+# more steadily, and it takes 2 of 7 and 5 of 9 away (docs/benchmarks.md, "Real photographs").
 CONFIRM_FRAMINGS = (1.15, 1.3)
 # In that check a part counts as found in a framing only if it covers this share of the crop: a
-# speck is not a pair of glasses (the smallest rendered pair covers 1.8% of a face's crop, 1% seen
+# speck is not a pair of glasses (rendered pairs cover 1.8% of a face's crop or more, 1% seen
 # 1.3 times wider) and a few false glasses survived the check as specks at one framing.
 MIN_FOUND_SHARE = 0.001
 
