@@ -58,7 +58,7 @@ class Glasses:
     # between the pupils: the lenses reach past the eye's outer corner and nearly to the nose.
     big = 1.08 if lens == 'sunglass' else 1.0
     gap = rng.uniform(0.22, 0.35)  # half the bridge
-    hw = min(rng.uniform(0.66, 0.92) * big, (2.1 - gap) / 2)  # the frame no wider than the face
+    hw = min(rng.uniform(0.66, 0.92) * big, (2.1 - gap) / 2)  # the frame at most 2.1 a side: heads are 2.0-2.4
     hh = hw * (rng.uniform(0.82, 0.98) if style == 'round' else rng.uniform(0.55, 0.82))
     colour = METALS[rng.integers(len(METALS))] if metal else PLASTICS[rng.integers(len(PLASTICS))]
     if lens == 'clear':
